@@ -1,0 +1,64 @@
+"""``audiofcn`` entry point.
+
+Each command lives in its own module with ``register(subparsers)``; a command's handler returns
+an exit code. Library errors with one-line messages (bad audio, bad checkpoints, bad bitstreams)
+are printed as ``audiofcn: error: <message>`` with exit status 1, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from audiofcn import __version__
+
+# One module per command group; each adds its subcommands. Imported lazily at start-up only for
+# argument parsing: heavy imports (torch models, faiss) happen inside the handlers.
+COMMAND_MODULES = [
+    "audiofcn.cli.info",
+    "audiofcn.cli.data",
+    "audiofcn.cli.demo",
+]
+
+
+class UserError(Exception):
+    """An error to report in one line (bad input, missing file) rather than as a traceback."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="audiofcn",
+        description="Fully convolutional networks for music and audio: tagging, codec, "
+                    "separation, echo cancellation, similarity search.")
+    parser.add_argument("--version", action="version", version=f"audiofcn {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    from audiofcn.io.audio import AudioError
+    from audiofcn.io.manifest import ManifestError
+    from audiofcn.models.base import CheckpointError
+
+    expected = (UserError, AudioError, ManifestError, CheckpointError, FileNotFoundError)
+    try:
+        return int(args.func(args) or 0)
+    except expected as err:
+        print(f"audiofcn: error: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("audiofcn: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,112 @@
+"""STFT, inverse STFT and magnitude/power spectrograms."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+
+@dataclass
+class STFTConfig:
+    """Short-time Fourier transform parameters (librosa's defaults for centring and padding)."""
+
+    n_fft: int = 512
+    hop_length: int = 256
+    win_length: int | None = None  # None: equal to n_fft
+    window: str = "hann"  # "hann" (periodic, as librosa/scipy) or "sqrt_hann"
+    center: bool = True
+    pad_mode: str = "constant"  # librosa >= 0.10 pads with zeros
+
+    @property
+    def n_freqs(self) -> int:
+        return self.n_fft // 2 + 1
+
+    @property
+    def window_length(self) -> int:
+        return self.win_length or self.n_fft
+
+
+def make_window(cfg: STFTConfig) -> torch.Tensor:
+    win = torch.hann_window(cfg.window_length, periodic=True)
+    if cfg.window == "sqrt_hann":
+        win = win.sqrt()
+    elif cfg.window != "hann":
+        raise ValueError(f"unknown window {cfg.window!r} (use 'hann' or 'sqrt_hann')")
+    return win
+
+
+def _flatten(x: torch.Tensor) -> tuple[torch.Tensor, torch.Size]:
+    if x.dim() == 0:
+        raise ValueError("expected audio of shape (..., time), got a scalar")
+    lead = x.shape[:-1]
+    return x.reshape(-1, x.shape[-1]), lead
+
+
+class STFT(nn.Module):
+    """Complex STFT.
+
+    Shapes: ``(..., time)`` -> complex ``(..., n_freqs, frames)`` with
+    ``frames = 1 + time // hop`` when ``center`` (as librosa).
+    """
+
+    def __init__(self, config: STFTConfig | None = None) -> None:
+        super().__init__()
+        self.config = config or STFTConfig()
+        self.register_buffer("window", make_window(self.config), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        c = self.config
+        flat, lead = _flatten(x)
+        spec = torch.stft(flat, c.n_fft, c.hop_length, c.window_length, self.window,
+                          center=c.center, pad_mode=c.pad_mode, return_complex=True)
+        return spec.reshape(*lead, *spec.shape[-2:])
+
+
+class ISTFT(nn.Module):
+    """Inverse of :class:`STFT` (weighted overlap-add).
+
+    Shapes: complex ``(..., n_freqs, frames)`` -> ``(..., length)``.
+    """
+
+    def __init__(self, config: STFTConfig | None = None) -> None:
+        super().__init__()
+        self.config = config or STFTConfig()
+        self.register_buffer("window", make_window(self.config), persistent=False)
+
+    def forward(self, spec: torch.Tensor, length: int | None = None) -> torch.Tensor:
+        c = self.config
+        lead = spec.shape[:-2]
+        flat = spec.reshape(-1, *spec.shape[-2:])
+        y = torch.istft(flat, c.n_fft, c.hop_length, c.window_length, self.window,
+                        center=c.center, length=length)
+        return y.reshape(*lead, y.shape[-1])
+
+
+def power_from_complex(spec: torch.Tensor) -> torch.Tensor:
+    """|X|^2 without the sqrt-then-square of ``abs().pow(2)`` (faster, same value)."""
+    ri = torch.view_as_real(spec)
+    return ri[..., 0].square() + ri[..., 1].square()
+
+
+class Spectrogram(nn.Module):
+    """Magnitude (``power=1``) or power (``power=2``) spectrogram.
+
+    Shapes: ``(..., time)`` -> ``(..., n_freqs, frames)``.
+    """
+
+    def __init__(self, config: STFTConfig | None = None, power: float = 2.0) -> None:
+        super().__init__()
+        self.stft = STFT(config)
+        self.power = power
+
+    @property
+    def config(self) -> STFTConfig:
+        return self.stft.config
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        p = power_from_complex(self.stft(x))
+        if self.power == 2.0:
+            return p
+        return p.pow(self.power / 2.0)

@@ -1,0 +1,198 @@
+"""Load, validate, resample and save audio.
+
+Every failure is an :class:`AudioError` whose message is one line naming the file and the problem,
+so the CLI can print it as is. Writes go to a temporary file in the destination folder and are
+renamed into place, so a crash never leaves a half-written file under the final name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import torch
+
+MAX_CHANNELS = 2
+
+
+class AudioError(ValueError):
+    """A file cannot be used as audio; ``str(err)`` is ``"<path>: <problem>"``."""
+
+    def __init__(self, path: str | os.PathLike[str], problem: str) -> None:
+        self.path = str(path)
+        self.problem = problem
+        super().__init__(f"{self.path}: {problem}")
+
+
+@dataclass(frozen=True)
+class AudioInfo:
+    path: str
+    sample_rate: int
+    channels: int
+    frames: int
+    format: str
+    subtype: str
+
+    @property
+    def duration(self) -> float:
+        return self.frames / self.sample_rate
+
+
+def _declared_wav_shortfall(path: Path) -> int:
+    """Bytes missing from a RIFF/WAVE file's data chunk (0 when complete or not a WAV).
+
+    libsndfile silently shortens the frame count of a cut WAV to what is on disk, so a truncated
+    download would pass as a short file; the declared chunk size tells the truth.
+    """
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        head = f.read(12)
+        if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+            return 0
+        pos = 12
+        while pos + 8 <= size:
+            f.seek(pos)
+            chunk = f.read(8)
+            chunk_size = int.from_bytes(chunk[4:8], "little")
+            if chunk[:4] == b"data":
+                # 0 and 0xFFFFFFFF mean "unknown/streaming"; don't call those truncated.
+                if chunk_size in (0, 0xFFFFFFFF):
+                    return 0
+                return max(0, pos + 8 + chunk_size - size)
+            pos += 8 + chunk_size + (chunk_size & 1)
+    return 0
+
+
+def _open_info(path: Path) -> sf._SoundFileInfo:
+    if not path.exists():
+        raise AudioError(path, "file not found")
+    if path.is_dir():
+        raise AudioError(path, "is a directory, not an audio file")
+    if path.stat().st_size == 0:
+        raise AudioError(path, "empty file (0 bytes)")
+    try:
+        info = sf.info(str(path))
+    except (sf.LibsndfileError, RuntimeError) as err:
+        detail = str(err).split(":")[-1].strip() or "unknown format"
+        raise AudioError(path, f"not a readable audio file ({detail})") from None
+    missing = _declared_wav_shortfall(path)
+    if missing:
+        raise AudioError(path, f"truncated WAV: data chunk is {missing} bytes short of its "
+                         "declared size")
+    return info
+
+
+def audio_info(path: str | os.PathLike[str]) -> AudioInfo:
+    """Header information without decoding the samples."""
+    p = Path(path)
+    info = _open_info(p)
+    return AudioInfo(str(p), int(info.samplerate), int(info.channels), int(info.frames),
+                     info.format, info.subtype)
+
+
+def resample(audio: torch.Tensor, orig_sr: int, target_sr: int) -> torch.Tensor:
+    """Band-limited resampling along the last axis (torchaudio's windowed sinc)."""
+    if orig_sr == target_sr:
+        return audio
+    import torchaudio.functional as taf  # torchaudio import is slow; pay only when resampling
+
+    return taf.resample(audio, orig_sr, target_sr)
+
+
+def load_audio(
+    path: str | os.PathLike[str],
+    sr: int | None = None,
+    mono: bool = True,
+    *,
+    offset: float = 0.0,
+    duration: float | None = None,
+    expected_channels: int | None = None,
+) -> tuple[torch.Tensor, int]:
+    """Read an audio file as float32 ``(channels, time)`` in [-1, 1].
+
+    Args:
+        path: wav/flac/ogg/mp3 or anything libsndfile reads.
+        sr: resample to this rate; ``None`` keeps the file's rate.
+        mono: average the channels into one.
+        offset, duration: seconds to skip and to read (``None`` reads to the end).
+        expected_channels: raise if the file does not have exactly this many channels
+            (checked before downmixing), e.g. 2 for a stereo-only model.
+
+    Returns:
+        ``(audio, sample_rate)`` with audio of shape ``(1 if mono else C, T)``.
+
+    Raises:
+        AudioError: missing, empty, corrupt or truncated file, no samples, NaN/Inf samples,
+            unsupported channel count.
+    """
+    p = Path(path)
+    info = _open_info(p)
+    if info.channels > MAX_CHANNELS and not mono:
+        raise AudioError(p, f"unsupported channel count {info.channels} (mono or stereo only)")
+    if expected_channels is not None and info.channels != expected_channels:
+        raise AudioError(p, f"expected {expected_channels} channel(s), file has {info.channels}")
+    start = int(round(offset * info.samplerate))
+    frames = -1 if duration is None else int(round(duration * info.samplerate))
+    try:
+        data, file_sr = sf.read(str(p), start=start, frames=frames, dtype="float32",
+                                always_2d=True)
+    except (sf.LibsndfileError, RuntimeError) as err:
+        raise AudioError(p, f"cannot decode audio ({str(err).split(':')[-1].strip()})") from None
+    if data.shape[0] == 0:
+        raise AudioError(p, "no audio samples (zero length" +
+                         (" after offset)" if start else ")"))
+    if info.frames > 0 and duration is None and start == 0 and data.shape[0] < info.frames:
+        raise AudioError(p, f"truncated: header says {info.frames} frames, read {data.shape[0]}")
+    if not np.isfinite(data).all():
+        raise AudioError(p, "contains NaN or Inf samples")
+    audio = torch.from_numpy(np.ascontiguousarray(data.T))
+    if mono and audio.shape[0] > 1:
+        audio = audio.mean(dim=0, keepdim=True)
+    if sr is not None and sr != file_sr:
+        audio = resample(audio, int(file_sr), int(sr))
+        file_sr = sr
+    return audio, int(file_sr)
+
+
+@contextlib.contextmanager
+def atomic_output(path: str | os.PathLike[str], suffix: str | None = None) -> Iterator[Path]:
+    """Yield a temporary path next to ``path``; rename it to ``path`` only if the block succeeds."""
+    dest = Path(path)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=suffix or dest.suffix,
+                                    dir=dest.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        os.replace(tmp, dest)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def save_audio(path: str | os.PathLike[str], audio: torch.Tensor | np.ndarray, sr: int,
+               subtype: str | None = None) -> Path:
+    """Write ``(channels, time)`` or ``(time,)`` audio atomically; the format follows the suffix."""
+    data = audio.detach().cpu().numpy() if isinstance(audio, torch.Tensor) else np.asarray(audio)
+    if data.ndim == 1:
+        data = data[None]
+    if data.ndim != 2:
+        raise AudioError(path, f"cannot save array of shape {tuple(data.shape)}; "
+                         "expected (channels, time)")
+    if data.shape[-1] == 0:
+        raise AudioError(path, "refusing to write zero-length audio")
+    if not np.isfinite(data).all():
+        raise AudioError(path, "refusing to write NaN or Inf samples")
+    fmt = {".wav": "WAV", ".flac": "FLAC", ".ogg": "OGG"}.get(Path(path).suffix.lower())
+    if fmt is None:
+        raise AudioError(path, "unsupported output format (use .wav, .flac or .ogg)")
+    with atomic_output(path) as tmp:
+        sf.write(str(tmp), data.T.astype(np.float32), sr, format=fmt, subtype=subtype)
+    return Path(path)
