@@ -48,7 +48,11 @@ class TrainConfig:
 
 class Task(Protocol):
     """How a batch becomes a loss. ``training_step`` returns the loss to minimise and floats to
-    log; ``validation_step`` returns floats whose ``"loss"`` selects the best checkpoint."""
+    log; ``validation_step`` returns floats whose ``"loss"`` selects the best checkpoint.
+
+    A task with its own trainable state (a GAN discriminator and its optimizer) may also define
+    ``state_dict()`` / ``load_state_dict(state)``; the trainer saves and resumes it with the rest.
+    """
 
     def training_step(self, model: nn.Module, batch: Any) -> tuple[torch.Tensor,
                                                                    dict[str, float]]: ...
@@ -145,6 +149,8 @@ class Trainer:
         state = {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                  "scheduler": self.scheduler.state_dict(), "epoch": self.epoch,
                  "step": self.step, "best_loss": self.best_loss, "history": self.history}
+        if hasattr(self.task, "state_dict"):
+            state["task"] = self.task.state_dict()
         tmp = self.out_dir / "last.pt.tmp"
         torch.save(state, tmp)
         tmp.replace(self.out_dir / "last.pt")
@@ -156,6 +162,8 @@ class Trainer:
         self.scheduler.load_state_dict(state["scheduler"])
         self.epoch, self.step = int(state["epoch"]), int(state["step"])
         self.best_loss, self.history = float(state["best_loss"]), list(state["history"])
+        if "task" in state and hasattr(self.task, "load_state_dict"):
+            self.task.load_state_dict(state["task"])
 
     def _write_info(self, extra: dict[str, Any] | None = None) -> None:
         if not self.ctx.is_main:
