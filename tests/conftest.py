@@ -1,0 +1,30 @@
+"""Shared fixtures: tiny audio the tests make themselves (no files from outside the repo)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture
+def tone() -> tuple[np.ndarray, int]:
+    """0.5 s of a 440 Hz tone plus a little noise at 16 kHz, float32 (time,)."""
+    sr = 16000
+    t = np.arange(sr // 2) / sr
+    rng = np.random.default_rng(0)
+    x = 0.5 * np.sin(2 * np.pi * 440 * t) + 0.01 * rng.standard_normal(t.shape)
+    return x.astype(np.float32), sr
+
+
+@pytest.fixture
+def wav_file(tmp_path: Path, tone: tuple[np.ndarray, int]) -> Path:
+    x, sr = tone
+    path = tmp_path / "tone.wav"
+    sf.write(path, x, sr, subtype="FLOAT")
+    return path
