@@ -10,7 +10,12 @@ from typing import Any
 from audiofcn.models.base import CheckpointError, PretrainedModel, read_checkpoint
 
 # model_name -> "module:Class", imported on use so `import audiofcn.models` stays light.
-MODEL_REGISTRY: dict[str, str] = {}
+MODEL_REGISTRY: dict[str, str] = {
+    "fcn": "audiofcn.models.fcn:FCN",
+    "samplecnn": "audiofcn.models.samplecnn:SampleCNN",
+    "rawwave_cnn": "audiofcn.models.rawwave:RawWaveCNN",
+    "self_attention_tagger": "audiofcn.models.attention_tagger:SelfAttentionTagger",
+}
 
 
 def model_class(name: str) -> type[PretrainedModel]:

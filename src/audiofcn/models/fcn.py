@@ -1,0 +1,115 @@
+"""FCN music tagger (Choi, Fazekas & Sandler, 2016): a fully convolutional 2-D CNN on log-mel.
+
+FCN-4 of the paper: 12 kHz audio, n_fft 512, hop 256, 96 mel bins, 29.1 s (96 × 1366 frames);
+four 3×3 conv-BN-ELU layers with max-pools (2,4),(4,5),(3,8),(4,8), which reduce the input to
+1 × 1, then one sigmoid output per tag. FCN-5/6/7 are the deeper variants evaluated on the MSD.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from audiofcn.frontend import LogMelConfig, LogMelFrontend, MelConfig, STFTConfig
+from audiofcn.models.base import PretrainedModel
+from audiofcn.nn.conv import ConvBNAct2d
+
+# (channels, (freq pool, time pool)) per layer. FCN-4's pools and channels are the paper's
+# Table 1; FCN-5's pools reduce 96 × 1366 to 1 × 1 in five steps. FCN-6/7 add 1×1-pooled
+# layers before the last (the paper's deeper MSD models).
+FCN_VARIANTS: dict[str, tuple[tuple[int, ...], tuple[tuple[int, int], ...]]] = {
+    "fcn4": ((128, 384, 768, 2048), ((2, 4), (4, 5), (3, 8), (4, 8))),
+    "fcn5": ((128, 256, 512, 1024, 2048), ((2, 4), (2, 4), (2, 4), (3, 5), (4, 4))),
+    "fcn6": ((128, 256, 384, 512, 1024, 2048),
+             ((2, 4), (2, 4), (2, 4), (3, 5), (1, 1), (4, 4))),
+    "fcn7": ((128, 256, 384, 512, 512, 1024, 2048),
+             ((2, 4), (2, 4), (2, 4), (3, 5), (1, 1), (1, 1), (4, 4))),
+    # The widely used 5-layer re-implementation (64-128-128-128-64, dropout 0.5).
+    "fcn5-small": ((64, 128, 128, 128, 64), ((2, 4), (2, 4), (2, 4), (3, 5), (4, 4))),
+}
+
+
+def choi_frontend(sample_rate: int = 12000, n_mels: int = 96) -> LogMelConfig:
+    """Choi et al.'s input: n_fft 512, hop 256, 96 mel bins, log (dB) amplitude."""
+    return LogMelConfig(mel=MelConfig(sample_rate, STFTConfig(512, 256), n_mels))
+
+
+@dataclass
+class FCNConfig:
+    labels: tuple[str, ...] = tuple(f"tag{i}" for i in range(50))
+    multi_label: bool = True
+    frontend: LogMelConfig = field(default_factory=choi_frontend)
+    input_length: int = 349_184  # 29.1 s at 12 kHz -> 1366 frames
+    channels: tuple[int, ...] = FCN_VARIANTS["fcn4"][0]
+    pools: tuple[tuple[int, int], ...] = FCN_VARIANTS["fcn4"][1]
+    activation: str = "elu"
+    dropout: float = 0.5
+
+    @property
+    def sample_rate(self) -> int:
+        return self.frontend.mel.sample_rate
+
+    @classmethod
+    def variant(cls, name: str, **kwargs: object) -> FCNConfig:
+        """``FCNConfig.variant("fcn5", labels=...)`` with the layer plan of that variant."""
+        if name not in FCN_VARIANTS:
+            raise ValueError(f"unknown FCN variant {name!r}; known: {sorted(FCN_VARIANTS)}")
+        channels, pools = FCN_VARIANTS[name]
+        return cls(channels=channels, pools=pools, **kwargs)  # type: ignore[arg-type]
+
+
+class FCN(PretrainedModel):
+    """Fully convolutional tagger on log-mel spectrograms."""
+
+    model_name = "fcn"
+    config_class = FCNConfig
+
+    def __init__(self, config: FCNConfig | None = None) -> None:
+        config = config or FCNConfig()
+        super().__init__(config)
+        if len(config.channels) != len(config.pools):
+            raise ValueError("channels and pools need one entry per layer")
+        self.frontend = LogMelFrontend(config.frontend)
+        # Batch norm on the input spectrogram standardises the dB scale (as Choi's code).
+        self.input_norm = nn.BatchNorm2d(1)
+        layers, cin = [], 1
+        for cout, pool in zip(config.channels, config.pools, strict=True):
+            layers.append(ConvBNAct2d(cin, cout, 3, activation=config.activation,
+                                      pool=tuple(pool)))
+            cin = cout
+        self.layers = nn.Sequential(*layers)
+        self.dropout = nn.Dropout(config.dropout)
+        self.classifier = nn.Linear(cin, len(config.labels))
+        self.min_frames = 1
+        self.min_bins = 1
+        for f, t in config.pools:
+            self.min_frames *= t
+            self.min_bins *= f
+
+    def features(self, audio: torch.Tensor) -> torch.Tensor:
+        """``(batch, time)`` -> ``(batch, 1, n_mels, frames)`` normalised log-mel."""
+        spec = self.frontend(audio).unsqueeze(1)
+        if spec.shape[-1] < self.min_frames:  # too short for the pools: pad with silence
+            spec = F.pad(spec, (0, self.min_frames - spec.shape[-1]),
+                         value=float(spec.min()))
+        return self.input_norm(spec)
+
+    def embed(self, audio: torch.Tensor) -> torch.Tensor:
+        """``(batch, time)`` -> ``(batch, channels[-1])`` pooled last-layer features."""
+        h = self.layers(self.features(audio))
+        return h.amax(dim=(-2, -1))  # 1×1 at the design length; global max for longer input
+
+    def forward(self, audio: torch.Tensor) -> torch.Tensor:
+        """Tag logits.
+
+        Args:
+            audio: ``(batch, time)`` mono audio at ``config.sample_rate``; any length (inputs
+                shorter than the pools need are padded).
+
+        Returns:
+            ``(batch, n_labels)`` logits (sigmoid for multi-label, softmax otherwise).
+        """
+        return self.classifier(self.dropout(self.embed(audio)))
