@@ -1,0 +1,1 @@
+"""Evaluation: metrics and reports (JSON + PNG) for each capability."""

@@ -1,0 +1,112 @@
+"""Tag whole tracks: chunk, batch, average.
+
+A track is cut into chunks of the model's ``input_length`` (the last one zero-padded; a hop
+shorter than the chunk gives overlapping chunks), the chunks go through the model in batches,
+and the chunk probabilities are averaged into track-level scores, as in the evaluation
+protocol of the tagging papers. Models are any audiofcn tagger: their config has
+``labels``, ``multi_label``, ``sample_rate`` and ``input_length``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from audiofcn.io import AudioError, load_audio
+
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif", ".opus")
+
+
+def chunk_audio(audio: torch.Tensor, length: int, hop: int | None = None) -> torch.Tensor:
+    """``(time,)`` -> ``(n_chunks, length)``; the tail is zero-padded into a last chunk.
+
+    A track shorter than one chunk gives one zero-padded chunk.
+    """
+    hop = hop or length
+    t = audio.shape[-1]
+    n = 1 if t <= length else 1 + -(-(t - length) // hop)
+    padded = F.pad(audio, (0, (n - 1) * hop + length - t))
+    return padded.unfold(-1, length, hop)
+
+
+def probabilities(model: nn.Module, logits: torch.Tensor) -> torch.Tensor:
+    """Sigmoid for multi-label models, softmax for single-label ones."""
+    if getattr(model.config, "multi_label", True):
+        return torch.sigmoid(logits)
+    return torch.softmax(logits, dim=-1)
+
+
+@torch.inference_mode()
+def predict_chunks(model: nn.Module, audio: torch.Tensor, batch_size: int = 16,
+                   hop: int | None = None) -> torch.Tensor:
+    """Chunk probabilities of one track.
+
+    Args:
+        model: a tagger in eval mode.
+        audio: ``(time,)`` or ``(1, time)`` at the model's sample rate.
+
+    Returns:
+        ``(n_chunks, n_labels)`` probabilities.
+    """
+    chunks = chunk_audio(audio.reshape(-1), model.config.input_length, hop)
+    device = next(model.parameters()).device
+    out = [probabilities(model, model(chunks[i:i + batch_size].to(device))).cpu()
+           for i in range(0, chunks.shape[0], batch_size)]
+    return torch.cat(out)
+
+
+def predict_track(model: nn.Module, audio: torch.Tensor, batch_size: int = 16,
+                  hop: int | None = None) -> torch.Tensor:
+    """``(n_labels,)`` track-level probabilities: the mean over chunks."""
+    return predict_chunks(model, audio, batch_size, hop).mean(dim=0)
+
+
+def find_audio_files(inputs: Iterable[str | os.PathLike[str]]) -> list[Path]:
+    """Files given directly, plus audio files found recursively in folders (sorted)."""
+    files: list[Path] = []
+    for item in inputs:
+        p = Path(item)
+        if p.is_dir():
+            files.extend(sorted(f for f in p.rglob("*")
+                                if f.is_file() and f.suffix.lower() in AUDIO_EXTENSIONS))
+        else:
+            files.append(p)
+    return files
+
+
+@dataclass
+class TrackTags:
+    """Tagging result of one file: ``scores`` maps every label to its track-level probability."""
+
+    path: str
+    duration: float
+    scores: dict[str, float] = field(default_factory=dict)
+
+    def top(self, k: int) -> list[tuple[str, float]]:
+        return sorted(self.scores.items(), key=lambda kv: -kv[1])[:k]
+
+
+def tag_files(model: nn.Module, files: Iterable[Path], batch_size: int = 16,
+              hop: int | None = None) -> Iterator[TrackTags | AudioError]:
+    """Tag each file in turn, yielding a :class:`TrackTags` or, for a file that cannot be
+    read, its :class:`AudioError` (so the caller can keep going and list failures)."""
+    cfg = model.config
+    for f in files:
+        try:
+            audio, sr = load_audio(f, sr=cfg.sample_rate)
+        except AudioError as err:
+            yield err
+            continue
+        probs = predict_track(model, audio[0], batch_size, hop)
+        yield TrackTags(str(f), audio.shape[-1] / sr,
+                        {lab: float(p) for lab, p in zip(cfg.labels, probs, strict=True)})
+
+
+__all__ = ["AUDIO_EXTENSIONS", "TrackTags", "chunk_audio", "find_audio_files", "predict_chunks",
+           "predict_track", "probabilities", "tag_files"]

@@ -1,0 +1,137 @@
+"""Tagging / classification training: a clip dataset with random crops and the BCE/CE task.
+
+:class:`ClipDataset` holds decoded clips in memory (resampled to the model's rate) and serves
+``(crop, target)`` pairs: a random crop of ``crop_length`` samples when training, the centre
+crop otherwise. Targets are multi-hot float vectors for multi-label tagging (BCE) or class
+indices for single-label classification (cross-entropy). :class:`TaggingTask` plugs into the
+one :class:`~audiofcn.train.Trainer`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import Dataset
+
+from audiofcn.io import AudioRecord, load_audio
+
+
+def multi_hot(tags: Sequence[str], labels: Sequence[str]) -> torch.Tensor:
+    """``(n_labels,)`` float vector, 1 where a label is among ``tags`` (unknown tags ignored)."""
+    index = {t: i for i, t in enumerate(labels)}
+    y = torch.zeros(len(labels))
+    for t in tags:
+        if t in index:
+            y[index[t]] = 1.0
+    return y
+
+
+def record_target(record: AudioRecord, labels: Sequence[str], multi_label: bool) -> torch.Tensor:
+    """Target of a record: multi-hot of ``record.tags`` or the index of ``record.label``."""
+    if multi_label:
+        return multi_hot(record.tags, labels)
+    if record.label is None or record.label not in labels:
+        raise ValueError(f"{record.path}: label {record.label!r} is not one of the labels")
+    return torch.tensor(list(labels).index(record.label), dtype=torch.long)
+
+
+def crop_or_pad(audio: torch.Tensor, length: int, start: int | None = None) -> torch.Tensor:
+    """``(time,)`` -> ``(length,)``: a crop starting at ``start`` (centre when ``None``), or
+    the clip zero-padded at the end when it is shorter."""
+    t = audio.shape[-1]
+    if t <= length:
+        return F.pad(audio, (0, length - t))
+    if start is None:
+        start = (t - length) // 2
+    return audio[start:start + length]
+
+
+class ClipDataset(Dataset):
+    """Clips of a manifest, decoded once, served as fixed-length crops.
+
+    Args:
+        records: manifest records (``tags`` for multi-label, ``label`` for single-label).
+        root: folder the record paths are relative to.
+        labels: the label vocabulary (model outputs, in order).
+        sample_rate: resample every clip to this rate.
+        crop_length: samples per example.
+        multi_label: multi-hot float targets (True) or class indices (False).
+        random_crop: random crop position (training) instead of the centre crop.
+        gain_jitter_db: training augmentation, random gain in ±dB (0 disables).
+    """
+
+    def __init__(self, records: Sequence[AudioRecord], root: str | os.PathLike[str] | None,
+                 labels: Sequence[str], sample_rate: int, crop_length: int,
+                 multi_label: bool = True, random_crop: bool = True,
+                 gain_jitter_db: float = 0.0, progress: bool = False) -> None:
+        from tqdm import tqdm
+
+        self.labels = list(labels)
+        self.crop_length = crop_length
+        self.random_crop = random_crop
+        self.gain_jitter_db = gain_jitter_db
+        self.records = list(records)
+        self.audio: list[torch.Tensor] = []
+        self.targets: list[torch.Tensor] = []
+        for r in tqdm(self.records, desc="loading clips", disable=not progress, leave=False):
+            audio, _ = load_audio(r.resolve(root), sr=sample_rate)
+            self.audio.append(audio[0])
+            self.targets.append(record_target(r, self.labels, multi_label))
+
+    def __len__(self) -> int:
+        return len(self.audio)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        audio = self.audio[i]
+        start = None
+        if self.random_crop and audio.shape[-1] > self.crop_length:
+            start = int(torch.randint(0, audio.shape[-1] - self.crop_length + 1, ()))
+        x = crop_or_pad(audio, self.crop_length, start)
+        if self.gain_jitter_db and self.random_crop:
+            db = (torch.rand(()) * 2 - 1) * self.gain_jitter_db
+            x = x * 10 ** (db / 20)
+        return x, self.targets[i]
+
+
+class TaggingTask:
+    """Binary cross-entropy over tags (multi-label) or cross-entropy over classes.
+
+    ``validation_step`` also reports accuracy for single-label and the mean per-example
+    precision of the top-1 tag for multi-label (a cheap proxy; the real evaluation is
+    :mod:`audiofcn.eval.tagging`).
+    """
+
+    def __init__(self, multi_label: bool = True, label_smoothing: float = 0.0) -> None:
+        self.multi_label = multi_label
+        self.label_smoothing = label_smoothing
+
+    def loss(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        if self.multi_label:
+            if self.label_smoothing:
+                target = target * (1 - self.label_smoothing) + 0.5 * self.label_smoothing
+            return F.binary_cross_entropy_with_logits(logits, target)
+        return F.cross_entropy(logits, target, label_smoothing=self.label_smoothing)
+
+    def training_step(self, model: nn.Module, batch: Any) -> tuple[torch.Tensor,
+                                                                   dict[str, float]]:
+        x, y = batch
+        return self.loss(model(x), y), {}
+
+    def validation_step(self, model: nn.Module, batch: Any) -> dict[str, float]:
+        x, y = batch
+        logits = model(x)
+        out = {"loss": float(self.loss(logits, y))}
+        top = logits.argmax(dim=-1)
+        if self.multi_label:
+            out["top1_precision"] = float(y.gather(1, top[:, None]).mean())
+        else:
+            out["accuracy"] = float((top == y).float().mean())
+        return out
+
+
+__all__ = ["ClipDataset", "TaggingTask", "crop_or_pad", "multi_hot", "record_target"]
