@@ -112,3 +112,16 @@ def test_frontend_exports(signal: torch.Tensor) -> None:
     fe = LogMelFrontend()
     exported = torch.export.export(fe, (signal,))
     assert torch.allclose(exported.module()(signal), fe(signal))
+
+
+def test_logmel_is_differentiable_and_batch_consistent(signal: torch.Tensor) -> None:
+    fe = LogMelFrontend(LogMelConfig(compression="log1p"))
+    x = signal.clone().requires_grad_(True)
+    out = fe(x)
+    out.sum().backward()
+    assert x.grad is not None and torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0
+    # The CPU path computes one signal at a time with a sparse filterbank: same values as the
+    # dense batched product.
+    dense = torch.log1p(fe.config.log1p_c * torch.matmul(
+        fe.mel.filterbank, fe.mel.spectrogram(signal)[..., : fe.mel.n_used_bins, :]))
+    assert torch.allclose(out.detach(), dense, atol=1e-5)

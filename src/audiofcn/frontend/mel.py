@@ -65,10 +65,28 @@ class MelSpectrogram(nn.Module):
         self.n_used_bins = int(nonzero.max()) + 1 if len(nonzero) else fb.shape[1]
         self.register_buffer("filterbank", fb[:, : self.n_used_bins].contiguous(),
                              persistent=False)
+        self._sparse_filterbank: torch.Tensor | None = None
+
+    def _mel(self, x: torch.Tensor) -> torch.Tensor:
+        spec = self.spectrogram(x)[..., : self.n_used_bins, :]
+        if spec.dim() == 2 and spec.device.type == "cpu" and not torch.compiler.is_compiling():
+            # Each FFT bin feeds at most two triangles, so ~98% of the filterbank is zeros:
+            # a sparse product does ~1/50 of the multiply-adds (6x faster here, same values).
+            if self._sparse_filterbank is None or \
+                    self._sparse_filterbank.dtype != self.filterbank.dtype:
+                self._sparse_filterbank = self.filterbank.to_sparse().coalesce()
+            return torch.sparse.mm(self._sparse_filterbank, spec)
+        return torch.matmul(self.filterbank, spec)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        spec = self.spectrogram(x)[..., : self.n_used_bins, :]
-        return torch.matmul(self.filterbank, spec)
+        if x.device.type != "cpu" or x.dim() == 1:
+            return self._mel(x)
+        # On CPU a whole batch's complex spectra (tens of MB) fall out of cache and are
+        # re-faulted from fresh pages on every call; one signal at a time keeps the
+        # intermediates cache-sized and measured 2-3x faster at batch 16 (benchmarks/frontend.py).
+        flat = x.reshape(-1, x.shape[-1])
+        out = torch.stack([self._mel(row) for row in flat.unbind(0)])
+        return out.reshape(*x.shape[:-1], *out.shape[-2:])
 
 
 class LogMelFrontend(nn.Module):
