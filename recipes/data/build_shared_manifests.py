@@ -1,6 +1,6 @@
 """Build JSONL manifests for the real recordings in ../shared/data (recipes and benchmarks only).
 
-    python recipes/data/build_shared_manifests.py [--data-root ../shared/data] [--out runs/manifests]
+    python recipes/data/build_shared_manifests.py [--data-root DIR] [--out runs/manifests]
 
 Writes one manifest per folder/task, paths relative to the data root, and prints a summary.
 Splits never cut a recording: FSDD by utterance index (the dataset's own test split), MIR-1K by
