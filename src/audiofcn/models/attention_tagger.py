@@ -46,6 +46,12 @@ class SelfAttentionTaggerConfig:
     dropout: float = 0.1
     head_dropout: float = 0.5
 
+    def __post_init__(self) -> None:
+        # JSON round trips turn nested tuples into lists; keep the config comparable.
+        self.labels = tuple(self.labels)
+        self.conv_channels = tuple(self.conv_channels)
+        self.conv_pools = tuple((int(f), int(t)) for f, t in self.conv_pools)
+
     @property
     def sample_rate(self) -> int:
         return self.frontend.mel.sample_rate

@@ -42,11 +42,17 @@ class FCNConfig:
     labels: tuple[str, ...] = tuple(f"tag{i}" for i in range(50))
     multi_label: bool = True
     frontend: LogMelConfig = field(default_factory=choi_frontend)
-    input_length: int = 349_184  # 29.1 s at 12 kHz -> 1366 frames
+    input_length: int = 349_440  # 29.12 s at 12 kHz -> 1366 frames at hop 256
     channels: tuple[int, ...] = FCN_VARIANTS["fcn4"][0]
     pools: tuple[tuple[int, int], ...] = FCN_VARIANTS["fcn4"][1]
     activation: str = "elu"
     dropout: float = 0.5
+
+    def __post_init__(self) -> None:
+        # JSON round trips turn nested tuples into lists; keep the config comparable/hashable.
+        self.labels = tuple(self.labels)
+        self.channels = tuple(self.channels)
+        self.pools = tuple((int(f), int(t)) for f, t in self.pools)
 
     @property
     def sample_rate(self) -> int:

@@ -50,6 +50,11 @@ class RawWaveCNNConfig:
     pool: int = 4
     final_pool: bool = True
 
+    def __post_init__(self) -> None:
+        # JSON round trips turn nested tuples into lists; keep the config comparable.
+        self.labels = tuple(self.labels)
+        self.stages = tuple((int(c), int(n)) for c, n in self.stages)
+
     @property
     def sample_rate(self) -> int:
         return self.frontend.sample_rate

@@ -41,6 +41,10 @@ class SampleCNNConfig:
     multi_level: bool = False  # Kim et al.'s aggregation of the last three blocks
     dropout: float = 0.5
 
+    def __post_init__(self) -> None:
+        self.labels = tuple(self.labels)
+        self.channels = tuple(self.channels)
+
     @property
     def sample_rate(self) -> int:
         return self.frontend.sample_rate

@@ -1,0 +1,93 @@
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from torch.utils.data import TensorDataset
+
+from audiofcn.io import AudioRecord, save_audio
+from audiofcn.train import TrainConfig, Trainer
+from audiofcn.train.classification import ClipDataset, TaggingTask, crop_or_pad, multi_hot
+
+_spec = importlib.util.spec_from_file_location(
+    "tagger_fixtures", Path(__file__).parents[1] / "models" / "tagger_fixtures.py")
+fx = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(fx)
+
+
+def _fit(model, task, train, valid, tmp_path, epochs=4, **kw):
+    cfg = TrainConfig(out_dir=str(tmp_path / "run"), epochs=epochs, batch_size=8, lr=3e-3,
+                      progress=False, device="cpu", **kw)
+    trainer = Trainer(model, task, train, valid, cfg)
+    before = trainer.validate()["loss"]
+    trainer.fit()
+    return trainer, before, trainer.validate()["loss"]
+
+
+# One model per family (the plain SampleCNN/M-series blocks are covered by the others).
+@pytest.mark.parametrize("name", ["fcn", "samplecnn_se", "rawwave_res", "attention"])
+def test_few_steps_lower_the_loss_multilabel(name, tmp_path):
+    torch.manual_seed(0)
+    model = fx.tiny_models()[name]
+    n = model.config.input_length
+    train = TensorDataset(*fx.toy_batch(48, n, seed=1))
+    valid = TensorDataset(*fx.toy_batch(16, n, seed=2))
+    _, before, after = _fit(model, TaggingTask(multi_label=True), train, valid, tmp_path,
+                            epochs=8)
+    assert after < 0.8 * before, (before, after)
+
+
+def test_single_label_cross_entropy_learns(tmp_path):
+    torch.manual_seed(0)
+    model = fx.tiny_models(multi_label=False)["rawwave"]
+    x, y = fx.toy_batch(96, 4000, seed=3)
+    keep = y.sum(1) == 1  # exactly one tone: class = which one
+    train = TensorDataset(x[keep][:32], y[keep][:32].argmax(1))
+    valid = TensorDataset(x[keep][32:], y[keep][32:].argmax(1))
+    trainer, before, after = _fit(model, TaggingTask(multi_label=False), train, valid,
+                                  tmp_path, epochs=5)
+    assert after < 0.8 * before
+    assert trainer.validate()["accuracy"] > 0.8
+
+
+def test_trainer_writes_checkpoints_and_resumes(tmp_path):
+    model = fx.tiny_models()["rawwave"]
+    train = TensorDataset(*fx.toy_batch(16, 4000, seed=1))
+    valid = TensorDataset(*fx.toy_batch(8, 4000, seed=2))
+    _fit(model, TaggingTask(), train, valid, tmp_path, epochs=2)
+    run = tmp_path / "run"
+    for f in ("best.safetensors", "last.safetensors", "last.pt", "train_info.json"):
+        assert (run / f).exists(), f
+    info = json.loads((run / "train_info.json").read_text())
+    assert info["model"] == "rawwave_cnn" and len(info["history"]) == 2
+    assert "git_commit" in info and info["model_config"]["labels"] == ["low", "high"]
+    # resume: a new trainer with more epochs continues from epoch 2
+    cfg = TrainConfig(out_dir=str(run), epochs=3, batch_size=8, progress=False, device="cpu")
+    t2 = Trainer(fx.tiny_models()["rawwave"], TaggingTask(), train, valid, cfg)
+    assert t2.epoch == 2
+    t2.fit()
+    assert len(t2.history) == 3
+
+
+def test_clip_dataset_crops_and_targets(tmp_path):
+    for i, n in enumerate((3000, 12000)):
+        save_audio(tmp_path / f"c{i}.wav", torch.randn(n) * 0.1, 8000)
+    recs = [AudioRecord(f"c{i}.wav", 1.0, 8000, tags=["high"] if i else ["low", "other"],
+                        label="high" if i else "low") for i in range(2)]
+    ds = ClipDataset(recs, tmp_path, fx.LABELS, 8000, 4000, multi_label=True,
+                     gain_jitter_db=3.0)
+    x0, y0 = ds[0]
+    assert x0.shape == (4000,) and x0[3000:].abs().sum() == 0  # short clip padded
+    assert y0.tolist() == [1.0, 0.0]
+    assert ds[1][0].shape == (4000,)
+    single = ClipDataset(recs, tmp_path, fx.LABELS, 8000, 4000, multi_label=False,
+                         random_crop=False)
+    assert single[1][1].item() == 1
+    # centre crop is deterministic
+    assert torch.equal(single[1][0], single[1][0])
+    assert torch.equal(crop_or_pad(torch.arange(10.0), 4), torch.arange(3.0, 7.0))
+    assert multi_hot(["b", "zzz"], ["a", "b"]).tolist() == [0.0, 1.0]
+    bad = [AudioRecord("c0.wav", 1.0, 8000, label="nope")]
+    with pytest.raises(ValueError, match="not one of the labels"):
+        ClipDataset(bad, tmp_path, fx.LABELS, 8000, 4000, multi_label=False)
