@@ -1,0 +1,67 @@
+"""Train the similarity embedding (self-supervised triplet loss) with the shared trainer.
+
+    python recipes/similarity/prepare.py --out runs/similarity/data
+    python recipes/similarity/train.py --config recipes/similarity/configs/small.json \
+        --data runs/similarity/data --out runs/similarity/small
+    torchrun --nproc_per_node=2 recipes/similarity/train.py ...   # several processes
+
+Re-running the same command resumes from ``--out/last.pt``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import PairedViews, TripletTask, load_split  # noqa: E402
+
+from audiofcn.data.transforms import AugmentConfig  # noqa: E402
+from audiofcn.models.base import config_from_dict  # noqa: E402
+from audiofcn.models.embedding import EmbeddingConfig, EmbeddingNet  # noqa: E402
+from audiofcn.train import TrainConfig, Trainer  # noqa: E402
+
+
+def build(cfg: dict[str, Any], data: Path, out: str) -> Trainer:
+    mcfg = config_from_dict(EmbeddingConfig, cfg.get("model", {}))
+    torch.manual_seed(cfg["train"].get("seed", 0))
+    model = EmbeddingNet(mcfg)
+    sr, seg = mcfg.sample_rate, mcfg.segment_samples
+    d = cfg.get("data", {})
+    tcfg = TrainConfig(**{**cfg["train"], "out_dir": out})
+    aug = config_from_dict(AugmentConfig, {**d.get("augment", {}), "sample_rate": sr})
+    train_w, _ = load_split(data, "train", sr, d.get("max_tracks"))
+    valid_w, _ = load_split(data, "valid", sr, d.get("max_tracks"))
+    steps = tcfg.max_steps_per_epoch or d.get("steps_per_epoch", 50)
+    train = PairedViews(train_w, seg, sr, tcfg.batch_size * steps, aug,
+                        d.get("jitter", 0.75), d.get("p_clean_anchor", 0.5), seed=tcfg.seed)
+    valid = PairedViews(valid_w, seg, sr, max(len(valid_w), d.get("valid_items", 0)), aug,
+                        d.get("jitter", 0.75), d.get("p_clean_anchor", 0.5), seed=4321,
+                        deterministic=True) if valid_w else None
+    task = TripletTask(**cfg.get("task", {}))
+    return Trainer(model, task, train, valid, tcfg)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description="train the similarity embedding net")
+    ap.add_argument("--config", type=Path, required=True)
+    ap.add_argument("--data", type=Path, default=Path("runs/similarity/data"))
+    ap.add_argument("--out", default="runs/similarity/run")
+    ap.add_argument("--threads", type=int, default=1)
+    args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    cfg = json.loads(args.config.read_text())
+    trainer = build(cfg, args.data, args.out)
+    hist = trainer.fit()
+    if hist:
+        print(json.dumps(hist[-1]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
