@@ -15,6 +15,7 @@ MODEL_REGISTRY: dict[str, str] = {
     "samplecnn": "audiofcn.models.samplecnn:SampleCNN",
     "rawwave_cnn": "audiofcn.models.rawwave:RawWaveCNN",
     "self_attention_tagger": "audiofcn.models.attention_tagger:SelfAttentionTagger",
+    "echo_canceller": "audiofcn.models.echo:EchoCanceller",
     "embedding": "audiofcn.models.embedding:EmbeddingNet",
 }
 

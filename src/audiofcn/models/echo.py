@@ -1,0 +1,325 @@
+"""Joint acoustic echo cancellation and noise suppression with complex masks.
+
+After Watcharasupat et al. (ICASSP 2022): an end-to-end complex-valued network, no adaptive
+filter. The complex STFTs of the microphone ``Y`` and of the far-end reference ``X`` go through
+pseudo-complex convolutions and D3Net multidilated dense blocks; two decoders give two bounded
+complex masks applied in cascade (the "dual mask")::
+
+    Y1 = M_echo  * Y     # echo removed: near-end + noise
+    S  = M_noise * Y1    # noise removed: near-end
+
+With ``masks="echo"`` only the first decoder exists and the output is ``Y1`` (the echo-only
+ablation: AEC without noise suppression).
+
+Every layer is causal in time, so the model streams: :meth:`EchoCanceller.process` takes one
+hop of microphone and reference samples at a time, carries the STFT, convolution and iSTFT
+state, and returns as many samples as it was given. The concatenated stream equals the offline
+:meth:`EchoCanceller.enhance` output delayed by ``n_fft - hop`` samples; the algorithmic latency
+is one STFT frame (``n_fft`` samples: 20 ms for the default 320-sample frame at 16 kHz), the
+network adds no look-ahead.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from audiofcn.frontend import ISTFT, STFT, STFTConfig, StreamingSTFT
+from audiofcn.frontend.streaming_istft import StreamingISTFT
+from audiofcn.models.base import PretrainedModel
+from audiofcn.nn.complex import (
+    ComplexBNAct,
+    ComplexConv2d,
+    ComplexConvTranspose2d,
+    bounded_complex_mask,
+    complex_to_channels,
+)
+from audiofcn.nn.multidilated import MultiDilatedDenseBlock
+
+
+def _default_stft() -> STFTConfig:
+    # 20 ms sqrt-Hann frames, 10 ms hop: analysis * synthesis window = Hann, which overlap-adds
+    # to a constant at 50 % overlap; 20 ms is the whole algorithmic latency.
+    return STFTConfig(n_fft=320, hop_length=160, window="sqrt_hann")
+
+
+@dataclass
+class EchoCancellerConfig:
+    sample_rate: int = 16000
+    stft: STFTConfig = field(default_factory=_default_stft)
+    compress: float = 0.3  # network input: X |X|^(c-1), power-law compressed magnitude
+    encoder_channels: tuple[int, ...] = (16, 32)  # complex channels; each stage strides freq 4x
+    bottleneck_channels: int = 62  # complex channels of the dense blocks
+    growth: int = 36  # complex channels added by each dense layer
+    layers_per_block: int = 4  # dilations 1, 2, 4, 8 (time receptive field 16 frames/block)
+    num_blocks: int = 2
+    masks: str = "dual"  # "dual" (echo then noise mask) or "echo" (ablation)
+
+
+def _strided_size(n: int) -> int:
+    return (n + 2 * 3 - 7) // 4 + 1  # kernel 7, stride 4, padding 3
+
+
+class _MaskDecoder(nn.Module):
+    """Bottleneck -> (channels x freq) unfold -> transposed complex convs -> one complex mask."""
+
+    def __init__(self, bottleneck: int, channels: list[int], freq_sizes: list[int]) -> None:
+        super().__init__()
+        # channels/freq_sizes: encoder side from the input, e.g. [2, 16, 32] / [161, 41, 11]
+        self.channels, self.freqs = channels[-1], freq_sizes[-1]
+        self.unfold = ComplexConv2d(bottleneck, channels[-1] * freq_sizes[-1], (1, 1))
+        self.unfold_act = ComplexBNAct(channels[-1] * freq_sizes[-1])
+        self.ups = nn.ModuleList()
+        self.acts = nn.ModuleList()
+        for i in range(len(channels) - 1, 0, -1):
+            out = channels[i - 1] if i > 1 else 1
+            outpad = freq_sizes[i - 1] - ((freq_sizes[i] - 1) * 4 - 6 + 7)
+            self.ups.append(ComplexConvTranspose2d(channels[i], out, 7, stride_freq=4,
+                                                   padding_freq=3, output_padding=outpad))
+            self.acts.append(ComplexBNAct(out) if i > 1 else nn.Identity())
+
+    def forward(self, h: torch.Tensor, skips: list[torch.Tensor]) -> torch.Tensor:
+        # h: (B, 2*bottleneck, 1, T); skips: encoder outputs, deepest first
+        h = self.unfold_act(self.unfold(h))
+        b, _, _, t = h.shape
+        h = h.reshape(b, 2 * self.channels, self.freqs, t) + skips[0]
+        for i, (up, act) in enumerate(zip(self.ups, self.acts, strict=True)):
+            h = act(up(h))
+            if i + 1 < len(skips):
+                h = h + skips[i + 1]
+        return h
+
+
+class EchoCanceller(PretrainedModel):
+    """Complex multidilated dense CNN for joint AEC + NS (see the module docstring).
+
+    Layout: two pseudo-complex encoder convs (kernel 7x2, frequency stride 4: 161 -> 41 -> 11
+    bins), the (channels x frequency) map folded into one complex feature vector per frame and
+    projected to ``bottleneck_channels``, ``num_blocks`` D3Net multidilated dense blocks over
+    time (dilations ``2^i``), then one decoder per mask (unfold, transposed convs, encoder
+    skips). Folding frequency into channels keeps the dense blocks' cost per frame equal to
+    their parameter count, which is what lets the 354K-parameter model stream on one thread.
+    """
+
+    model_name = "echo_canceller"
+    config_class = EchoCancellerConfig
+
+    def __init__(self, config: EchoCancellerConfig | None = None) -> None:
+        config = config or EchoCancellerConfig()
+        super().__init__(config)
+        if config.masks not in ("dual", "echo"):
+            raise ValueError(f"masks must be 'dual' or 'echo', got {config.masks!r}")
+        self.stft = STFT(config.stft)
+        self.istft = ISTFT(config.stft)
+        chans = [2, *config.encoder_channels]  # 2 complex inputs: microphone, reference
+        sizes = [config.stft.n_freqs]
+        self.encoder = nn.ModuleList()
+        self.encoder_acts = nn.ModuleList()
+        for cin, cout in zip(chans[:-1], chans[1:], strict=True):
+            self.encoder.append(ComplexConv2d(cin, cout, (7, 2), stride_freq=4, padding_freq=3))
+            self.encoder_acts.append(ComplexBNAct(cout))
+            sizes.append(_strided_size(sizes[-1]))
+        self.folded = chans[-1] * sizes[-1]
+        self.fold = ComplexConv2d(self.folded, config.bottleneck_channels, (1, 1))
+        self.fold_act = ComplexBNAct(config.bottleneck_channels)
+        self.blocks = nn.ModuleList(
+            MultiDilatedDenseBlock(config.bottleneck_channels, config.growth,
+                                   config.layers_per_block, (1, 2))
+            for _ in range(config.num_blocks))
+        names = ["echo", "noise"] if config.masks == "dual" else ["echo"]
+        self.decoders = nn.ModuleDict(
+            {n: _MaskDecoder(config.bottleneck_channels, chans, sizes) for n in names})
+        self._stream: EchoStream | None = None
+
+    # --- properties -----------------------------------------------------------------------
+    @property
+    def hop_length(self) -> int:
+        return self.config.stft.hop_length
+
+    @property
+    def output_delay(self) -> int:
+        """Samples by which :meth:`process`'s output stream lags its input stream."""
+        return self.config.stft.n_fft - self.config.stft.hop_length
+
+    @property
+    def algorithmic_latency_ms(self) -> float:
+        """Frame + look-ahead: one STFT frame (the network is causal, no look-ahead)."""
+        return 1000.0 * self.config.stft.n_fft / self.config.sample_rate
+
+    @property
+    def time_receptive_field(self) -> int:
+        """Frames of past context the masks depend on (encoder + dense blocks)."""
+        return 1 + len(self.encoder) + sum(b.time_receptive_field - 1 for b in self.blocks)
+
+    # --- network --------------------------------------------------------------------------
+    def _features(self, mic_spec: torch.Tensor, ref_spec: torch.Tensor) -> torch.Tensor:
+        z = torch.stack([mic_spec, ref_spec], dim=1)  # (B, 2, F, T) complex
+        mag = z.abs().clamp_min(1e-8)
+        return complex_to_channels(z * mag.pow(self.config.compress - 1.0))
+
+    def _run(self, mic_spec: torch.Tensor, ref_spec: torch.Tensor,
+             state: dict[Any, Any] | None) -> dict[str, torch.Tensor]:
+        h = self._features(mic_spec, ref_spec)
+        skips = []
+        for conv, act in zip(self.encoder, self.encoder_acts, strict=True):
+            h = act(conv(h) if state is None else conv.forward_stream(h, state))
+            skips.append(h)
+        b, _, _, t = h.shape  # (B, 2*C, F', T) -> (B, 2*C*F', 1, T): real parts stay first
+        h = h.reshape(b, 2 * self.folded, 1, t)
+        h = self.fold_act(self.fold(h))
+        for block in self.blocks:
+            h = block(h) if state is None else block.forward_stream(h, state)
+        skips = skips[::-1]  # deepest first
+        out: dict[str, torch.Tensor] = {}
+        out["echo_mask"] = bounded_complex_mask(self.decoders["echo"](h, skips))
+        out["near_noisy"] = out["echo_mask"] * mic_spec
+        if "noise" in self.decoders:
+            out["noise_mask"] = bounded_complex_mask(self.decoders["noise"](h, skips))
+            out["near"] = out["noise_mask"] * out["near_noisy"]
+        else:
+            out["near"] = out["near_noisy"]
+        return out
+
+    def forward(self, mic_spec: torch.Tensor, ref_spec: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Masks and estimates from complex spectra.
+
+        Args:
+            mic_spec: complex ``(batch, n_freqs, frames)`` STFT of the microphone.
+            ref_spec: complex ``(batch, n_freqs, frames)`` STFT of the far-end reference.
+
+        Returns:
+            complex ``(batch, n_freqs, frames)`` tensors: ``echo_mask``, ``near_noisy``
+            (= echo_mask * mic: near-end + noise), ``near`` (the final near-end estimate) and,
+            for ``masks="dual"``, ``noise_mask`` (``near = noise_mask * near_noisy``).
+        """
+        return self._run(mic_spec, ref_spec, None)
+
+    def forward_stream(self, mic_spec: torch.Tensor, ref_spec: torch.Tensor,
+                       state: dict[Any, Any]) -> dict[str, torch.Tensor]:
+        """As :meth:`forward` for the next frames of a stream; ``state`` (a dict the caller
+        owns, initially empty) carries the convolution caches between calls."""
+        return self._run(mic_spec, ref_spec, state)
+
+    def enhance(self, mic: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
+        """Offline: ``(batch, time)`` microphone and reference -> ``(batch, time)`` near-end."""
+        if mic.shape != ref.shape:
+            raise ValueError(f"mic {tuple(mic.shape)} and ref {tuple(ref.shape)} differ")
+        spec = self(self.stft(mic), self.stft(ref))["near"]
+        return self.istft(spec, length=mic.shape[-1])
+
+    # --- streaming ------------------------------------------------------------------------
+    def open_stream(self, delay: int | None = None) -> EchoStream:
+        """A new independent stream (one per call/channel) sharing this model's weights.
+
+        ``delay`` (samples) is how far the output lags the input: the default
+        :attr:`output_delay` needs chunks whose sizes are multiples of the hop; ``n_fft - 1``
+        works for chunks of any size."""
+        return EchoStream(self, delay)
+
+    def process(self, mic_frame: torch.Tensor, ref_frame: torch.Tensor) -> torch.Tensor:
+        """Streaming: the next ``n`` samples of microphone and reference (``(n,)`` or
+        ``(batch, n)``; any ``n``, typically one hop) -> ``n`` output samples, delayed by
+        :attr:`output_delay`. State is carried in the model's default stream;
+        :meth:`reset_stream` starts a new one."""
+        if self._stream is None:
+            self._stream = self.open_stream()
+        return self._stream.process(mic_frame, ref_frame)
+
+    def reset_stream(self) -> None:
+        self._stream = None
+
+
+class EchoStream:
+    """Carried state of one stream: STFTs, convolution caches, overlap-add, output FIFO."""
+
+    def __init__(self, model: EchoCanceller, delay: int | None = None) -> None:
+        self.model = model
+        self.delay = model.output_delay if delay is None else int(delay)
+        if self.delay < model.output_delay:
+            raise ValueError(f"delay must be >= {model.output_delay} samples")
+        cfg = model.config.stft
+        self.stft = StreamingSTFT(cfg)
+        self.istft = StreamingISTFT(cfg)
+        self.state: dict[Any, Any] = {}
+        self._pending: torch.Tensor | None = None  # delay line so each call returns n samples
+
+    @torch.inference_mode()
+    def process(self, mic_frame: torch.Tensor, ref_frame: torch.Tensor) -> torch.Tensor:
+        if self.model.training:
+            raise RuntimeError("call model.eval() before streaming (BatchNorm statistics)")
+        mic_frame, ref_frame = torch.as_tensor(mic_frame), torch.as_tensor(ref_frame)
+        if mic_frame.shape != ref_frame.shape:
+            raise ValueError(f"mic frame {tuple(mic_frame.shape)} and ref frame "
+                             f"{tuple(ref_frame.shape)} differ")
+        squeeze = mic_frame.dim() == 1
+        both = torch.stack([mic_frame, ref_frame], dim=-2).float()  # (..., 2, n)
+        if squeeze:
+            both = both.unsqueeze(0)
+        spec = self.stft.push(both)  # (B, 2, F, frames)
+        out = self.istft.push(self.model.forward_stream(spec[:, 0], spec[:, 1],
+                                                        self.state)["near"]) \
+            if spec.shape[-1] else both.new_zeros(both.shape[0], 0)
+        if self._pending is None:
+            self._pending = both.new_zeros(both.shape[0], self.delay)
+        buf = torch.cat([self._pending, out], dim=-1)
+        n = both.shape[-1]
+        if buf.shape[-1] < n:
+            raise ValueError(f"chunk of {n} samples: with a delay of {self.delay} samples, "
+                             f"chunk sizes must be multiples of the hop "
+                             f"({self.model.hop_length}); use open_stream(delay=n_fft - 1) "
+                             "for chunks of any size")
+        result, self._pending = buf[:, :n], buf[:, n:]
+        return result[0] if squeeze else result
+
+
+def compressed_spectral_loss(est: torch.Tensor, ref: torch.Tensor, c: float = 0.3,
+                             alpha: float = 0.3) -> torch.Tensor:
+    """Power-law compressed spectral MSE: ``(1-alpha)`` magnitude term + ``alpha`` complex term.
+
+    Compression (``|X|^c`` with the phase kept) balances loud and quiet bins, so residual echo
+    in quiet near-end pauses costs as much as distortion of loud speech. Complex
+    ``(batch, F, T)`` in, scalar out.
+    """
+    em, rm = est.abs().clamp_min(1e-8), ref.abs().clamp_min(1e-8)
+    ec, rc = em.pow(c), rm.pow(c)
+    mag = (ec - rc).square().mean()
+    cplx = (est * (ec / em) - ref * (rc / rm)).abs().square().mean()
+    return (1 - alpha) * mag + alpha * cplx
+
+
+class EchoCancellerTask:
+    """Training task for :class:`audiofcn.train.Trainer`.
+
+    Batches are dicts of ``(batch, time)`` waveforms: ``mic``, ``ref``, ``near`` (clean near-end
+    at the microphone) and ``noise``. Dual mask: loss on the final estimate against ``near``
+    plus ``stage_weight`` times the loss of the echo-stage estimate against ``near + noise``.
+    Echo-only: the echo-stage loss alone (AEC without NS).
+    """
+
+    def __init__(self, stage_weight: float = 0.5) -> None:
+        self.stage_weight = stage_weight
+
+    def _losses(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> dict[str, Any]:
+        core = model.module if hasattr(model, "module") else model  # DDP wrapper
+        mic, ref = core.stft(batch["mic"]), core.stft(batch["ref"])
+        out = model(mic, ref)
+        near, noisy = core.stft(batch["near"]), core.stft(batch["near"] + batch["noise"])
+        stage = compressed_spectral_loss(out["near_noisy"], noisy)
+        if "noise_mask" in out:
+            final = compressed_spectral_loss(out["near"], near)
+            loss = final + self.stage_weight * stage
+        else:
+            final, loss = stage, stage
+        return {"loss": loss, "final": final, "stage": stage}
+
+    def training_step(self, model: nn.Module,
+                      batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+        d = self._losses(model, batch)
+        return d["loss"], {"final": float(d["final"]), "stage": float(d["stage"])}
+
+    def validation_step(self, model: nn.Module,
+                        batch: dict[str, torch.Tensor]) -> dict[str, float]:
+        return {k: float(v) for k, v in self._losses(model, batch).items()}

@@ -1,0 +1,129 @@
+"""EchoCanceller: parameter count, shapes, causality, streaming == offline, training."""
+
+import math
+
+import pytest
+import torch
+
+from audiofcn.models import load_model
+from audiofcn.models.echo import EchoCanceller, EchoCancellerConfig, EchoCancellerTask
+
+TINY = EchoCancellerConfig(encoder_channels=(4, 8), bottleneck_channels=12, growth=6,
+                           layers_per_block=3, num_blocks=1)
+
+
+def test_default_parameter_count_is_paper_size():
+    model = EchoCanceller()
+    n = model.num_parameters()
+    print(f"EchoCanceller default: {n} parameters")
+    assert abs(n - 354_000) / 354_000 < 0.02
+    assert model.algorithmic_latency_ms <= 20.0
+    echo_only = EchoCanceller(EchoCancellerConfig(masks="echo"))
+    assert echo_only.num_parameters() < n and "noise" not in echo_only.decoders
+
+
+def test_forward_shapes_and_mask_cascade():
+    torch.manual_seed(0)
+    model = EchoCanceller(TINY).eval()
+    mic, ref = torch.randn(2, 4000), torch.randn(2, 4000)
+    with torch.no_grad():
+        out = model(model.stft(mic), model.stft(ref))
+        y = model.enhance(mic, ref)
+    f, t = 161, 1 + 4000 // 160
+    for k in ("echo_mask", "noise_mask", "near_noisy", "near"):
+        assert out[k].shape == (2, f, t) and out[k].is_complex()
+    torch.testing.assert_close(out["near"], out["noise_mask"] * out["echo_mask"]
+                               * model.stft(mic))
+    assert y.shape == mic.shape
+    with pytest.raises(ValueError):
+        model.enhance(mic, ref[:, :100])
+
+
+def test_causal_output_ignores_the_future():
+    torch.manual_seed(1)
+    model = EchoCanceller(TINY).eval()
+    mic, ref = torch.randn(1, 8000), torch.randn(1, 8000)
+    mic2, ref2 = mic.clone(), ref.clone()
+    mic2[:, 5000:] = torch.randn(1, 3000)
+    ref2[:, 5000:] = torch.randn(1, 3000)
+    with torch.no_grad():
+        a, b = model.enhance(mic, ref), model.enhance(mic2, ref2)
+    # output sample n depends on input samples < n + n_fft at most: the algorithmic latency
+    lim = 5000 - model.config.stft.n_fft
+    torch.testing.assert_close(a[:, :lim], b[:, :lim])
+    assert not torch.allclose(a[:, 5000:], b[:, 5000:])
+
+
+@pytest.mark.parametrize("chunk", [160, 37])
+def test_streaming_equals_offline(chunk):
+    torch.manual_seed(2)
+    model = EchoCanceller(TINY)
+    # non-trivial BatchNorm statistics so that the check covers them
+    model.train()
+    with torch.no_grad():
+        model.enhance(torch.randn(4, 3200), torch.randn(4, 3200))
+    model.eval()
+    n = 4800
+    mic, ref = torch.randn(n), torch.randn(n)
+    with torch.no_grad():
+        offline = model.enhance(mic[None], ref[None])[0]
+    d = model.output_delay if chunk % model.hop_length == 0 else model.config.stft.n_fft - 1
+    stream_obj = model.open_stream(delay=d)
+    outs = [stream_obj.process(mic[i:i + chunk], ref[i:i + chunk]) for i in range(0, n, chunk)]
+    stream = torch.cat(outs)
+    assert [o.shape[0] for o in outs] == [min(chunk, n - i) for i in range(0, n, chunk)]
+    assert torch.all(stream[:d] == 0)
+    torch.testing.assert_close(stream[d:], offline[: n - d], rtol=1e-4, atol=1e-5)
+    # the model's own default stream (hop-sized frames), reset in between
+    for _ in range(2):
+        model.reset_stream()
+        again = torch.cat([model.process(mic[i:i + 160], ref[i:i + 160])
+                           for i in range(0, n, 160)])
+        torch.testing.assert_close(again[model.output_delay:],
+                                   offline[: n - model.output_delay], rtol=1e-4, atol=1e-5)
+
+
+def test_process_needs_eval_and_matching_frames():
+    model = EchoCanceller(TINY)
+    with pytest.raises(RuntimeError):
+        model.process(torch.zeros(160), torch.zeros(160))
+    model.eval()
+    with pytest.raises(ValueError):
+        model.process(torch.zeros(160), torch.zeros(100))
+    model.reset_stream()
+    with pytest.raises(ValueError, match="multiples of the hop"):
+        for _ in range(10):
+            model.process(torch.zeros(37), torch.zeros(37))
+
+
+def test_save_load_round_trip(tmp_path):
+    model = EchoCanceller(TINY).eval()
+    path = model.save_pretrained(tmp_path / "aec.safetensors")
+    again = load_model(path)
+    assert isinstance(again, EchoCanceller) and again.config == model.config
+    x, r = torch.randn(1, 1600), torch.randn(1, 1600)
+    with torch.no_grad():
+        torch.testing.assert_close(again.enhance(x, r), model.enhance(x, r))
+
+
+def test_a_few_steps_lower_the_loss():
+    torch.manual_seed(3)
+    model = EchoCanceller(TINY)
+    task = EchoCancellerTask()
+    t = torch.arange(8000) / 16000
+    near = 0.3 * torch.sin(2 * math.pi * 440 * t) * (t > 0.25)
+    farend = torch.randn(8000) * 0.2
+    echo = 0.5 * torch.nn.functional.pad(farend, (40, 0))[:8000]
+    noise = 0.01 * torch.randn(8000)
+    batch = {"mic": (near + echo + noise)[None].repeat(2, 1), "ref": farend[None].repeat(2, 1),
+             "near": near[None].repeat(2, 1), "noise": noise[None].repeat(2, 1)}
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    losses = []
+    for _ in range(25):
+        loss, logs = task.training_step(model, batch)
+        assert set(logs) == {"final", "stage"}
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(float(loss))
+    assert losses[-1] < 0.7 * losses[0]
