@@ -39,6 +39,7 @@ from audiofcn.io.audio import atomic_output
 MAGIC = b"AFCNIDX\0"
 VERSION = 1
 KINDS = ("flat", "ivfpq", "hnsw")
+MIN_IVFPQ = 4096
 
 
 class IndexFileError(ValueError):
@@ -61,15 +62,18 @@ class IndexParams:
     refine_factor: int = 8  # exact re-ranking of k·refine_factor PQ candidates
     hnsw_m: int = 32
     ef_construction: int = 64
-    ef_search: int = 64
+    ef_search: int = 128
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
 
 
 def choose_kind(n: int, approx_threshold: int, approx_kind: str = "ivfpq") -> str:
-    """Exact search below the threshold (it is fast there and supports removal)."""
-    return "flat" if n < approx_threshold else approx_kind
+    """Exact search below the threshold (it is fast there and supports removal). IVF-PQ also
+    needs enough vectors to train its 256-centroid PQ codebooks and its coarse lists."""
+    if n < approx_threshold or (approx_kind == "ivfpq" and n < MIN_IVFPQ):
+        return "flat"
+    return approx_kind
 
 
 def build_index(vectors: np.ndarray, ids: np.ndarray, params: IndexParams) -> Any:
