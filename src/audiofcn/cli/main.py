@@ -62,3 +62,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+    "audiofcn.cli.tag",
