@@ -20,6 +20,7 @@ COMMAND_MODULES = [
     "audiofcn.cli.info",
     "audiofcn.cli.data",
     "audiofcn.cli.demo",
+    "audiofcn.cli.tag",
 ]
 
 
@@ -62,4 +63,3 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
-    "audiofcn.cli.tag",
