@@ -76,7 +76,8 @@ def _instrument_sources(root: Path, sr: int) -> list[tuple[str, str, np.ndarray]
     from audiofcn.io import AudioError
 
     items = []
-    phil = sorted((root / "philharmonia").glob("*.mp3"))
+    phil = sorted(f for f in (root / "philharmonia").glob("*")
+                  if f.suffix.lower() in (".mp3", ".wav", ".flac"))
     sms = [root / "sms_tools" / n for n in SMS_TOOLS if (root / "sms_tools" / n).exists()]
     if not phil:
         sys.exit(f"no philharmonia files under {root}; pass --data-root")
