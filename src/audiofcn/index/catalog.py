@@ -113,15 +113,14 @@ def find_audio_files(folder: str | os.PathLike[str]) -> list[Path]:
                   and p.is_file() and not p.name.startswith("."))
 
 
-def _manifest_tags(folder: Path) -> dict[Path, list[str]]:
-    """Tags from ``folder/manifest.jsonl`` (an audiofcn manifest) when there is one."""
+def _manifest_tags(man: Path) -> dict[Path, list[str]]:
+    """Tags of an audiofcn manifest (paths relative to its folder), when it exists."""
     from audiofcn.io.manifest import ManifestError, read_manifest
 
-    man = folder / "manifest.jsonl"
     if not man.exists():
         return {}
     try:
-        return {r.resolve(folder).resolve(): list(r.tags) for r in read_manifest(man)}
+        return {r.resolve(man.parent).resolve(): list(r.tags) for r in read_manifest(man)}
     except ManifestError as err:
         log.warning("ignoring tags: %s", err)
         return {}
@@ -198,7 +197,9 @@ class Catalog:
 
     @staticmethod
     def _connect(root: Path) -> sqlite3.Connection:
-        conn = sqlite3.connect(root / Catalog.DB, timeout=30.0, isolation_level=None)
+        # check_same_thread=False: the web server calls from worker threads, under its lock.
+        conn = sqlite3.connect(root / Catalog.DB, timeout=30.0, isolation_level=None,
+                               check_same_thread=False)
         conn.execute("PRAGMA journal_mode=WAL")  # readers (the server) never block a writer
         conn.execute("PRAGMA synchronous=FULL")
         conn.execute("PRAGMA foreign_keys=ON")
@@ -298,10 +299,12 @@ class Catalog:
 
     # --- changes -------------------------------------------------------------------------------
     def add_folder(self, folder: str | os.PathLike[str], batch_files: int = 16,
-                   progress: bool = False) -> AddReport:
+                   progress: bool = False, manifest: str | os.PathLike[str] | None = None
+                   ) -> AddReport:
         """Add every audio file under ``folder`` (recursively). Files already in the catalog
         with the same size and mtime are skipped; changed files are re-embedded. Tags come from
-        ``folder/manifest.jsonl`` when present. Unreadable files are reported, not fatal.
+        ``manifest`` (an audiofcn manifest; default ``folder/manifest.jsonl`` when present,
+        paths relative to the manifest's folder). Unreadable files are reported, not fatal.
         Each batch of ``batch_files`` is committed on its own, so an interrupted run keeps the
         finished batches."""
         from tqdm import tqdm
@@ -309,7 +312,7 @@ class Catalog:
         t0 = time.perf_counter()
         folder = Path(folder)
         files = find_audio_files(folder)
-        tags = _manifest_tags(folder)
+        tags = _manifest_tags(Path(manifest) if manifest else folder / "manifest.jsonl")
         report = AddReport()
         with self._write_lock():
             pending: list[tuple[Path, Segments, float, os.stat_result, bool]] = []

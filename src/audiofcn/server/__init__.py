@@ -1,0 +1,1 @@
+"""Web page for similarity search: ``audiofcn serve --db catalog/`` (FastAPI + uvicorn)."""
