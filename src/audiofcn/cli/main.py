@@ -21,6 +21,7 @@ COMMAND_MODULES = [
     "audiofcn.cli.data",
     "audiofcn.cli.demo",
     "audiofcn.cli.tag",
+    "audiofcn.cli.codec",
     "audiofcn.cli.similarity",
 ]
 

@@ -17,6 +17,7 @@ MODEL_REGISTRY: dict[str, str] = {
     "self_attention_tagger": "audiofcn.models.attention_tagger:SelfAttentionTagger",
     "echo_canceller": "audiofcn.models.echo:EchoCanceller",
     "embedding": "audiofcn.models.embedding:EmbeddingNet",
+    "soundstream": "audiofcn.models.soundstream:SoundStream",
 }
 
 

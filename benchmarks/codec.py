@@ -1,0 +1,147 @@
+"""Codec speed on one thread: encode/decode real-time factors, offline and streaming (20 ms).
+
+    python benchmarks/codec.py [--data-root ../shared/data] [--seconds 10] [--repeats 3]
+
+Rows: ours (SoundStream, C=16 and C=32 at 16 kHz, C=16 at 24 kHz) offline and streaming with
+20 ms chunks through the stateful StreamingEncoder/Decoder; the peer is the ``encodec`` pip
+package's 24 kHz model built from its own classes with random weights (no download; the same
+compute as the released model) at 6 kbps, in the same process. EnCodec has no cached streaming
+state, so it is timed offline only (its cheapest mode). RTF = seconds of audio per second of
+compute (higher is faster). Prints a markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+from audiofcn.codec import StreamingDecoder, StreamingEncoder, default_model_path
+from audiofcn.io import load_audio, resample
+from audiofcn.models.soundstream import SoundStream, soundstream_preset
+
+
+def default_data_root() -> Path:
+    env = os.environ.get("AUDIOFCN_DATA_ROOT")
+    return Path(env) if env else Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def speech(root: Path, seconds: float) -> torch.Tensor:
+    """Real speech at 16 kHz (speechbrain ASR clips, concatenated); rendered music if absent."""
+    files = sorted((root / "speech" / "speechbrain" / "ASR").glob("*.flac"))
+    if files:
+        x = torch.cat([load_audio(f, sr=16000)[0][0] for f in files])
+    else:
+        from audiofcn.data.synth import SynthConfig, render_song
+
+        x = torch.from_numpy(render_song(0, SynthConfig(16000, seconds)).mix)
+    while x.numel() < seconds * 16000:
+        x = torch.cat([x, x])
+    return x[: int(seconds * 16000)]
+
+
+def timed(fn: Callable[[], object], repeats: int) -> float:
+    fn()  # warm-up (allocations, lazy init)
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def bench_ours(model: SoundStream, audio: torch.Tensor, n_q: int, repeats: int
+               ) -> dict[str, float]:
+    model.eval()
+    x = audio[None, None]
+    dur = audio.numel() / model.config.sample_rate
+    chunk = model.config.sample_rate // 50  # 20 ms
+    with torch.inference_mode():
+        codes = model.encode(x, n_q)
+
+        def enc_stream() -> None:
+            enc = StreamingEncoder(model, n_q)
+            for i in range(0, x.shape[-1], chunk):
+                enc.push(x[..., i:i + chunk])
+            enc.flush()
+
+        def dec_stream() -> None:
+            dec = StreamingDecoder(model)
+            frames_per_chunk = max(1, chunk // model.hop_length)
+            for i in range(0, codes.shape[-1], frames_per_chunk):
+                dec.push(codes[..., i:i + frames_per_chunk])
+
+        return {"encode": dur / timed(lambda: model.encode(x, n_q), repeats),
+                "decode": dur / timed(lambda: model.decode(codes), repeats),
+                "encode_stream": dur / timed(enc_stream, repeats),
+                "decode_stream": dur / timed(dec_stream, repeats)}
+
+
+def bench_encodec(audio16: torch.Tensor, repeats: int) -> dict[str, float]:
+    from encodec import EncodecModel
+
+    model = EncodecModel.encodec_model_24khz(pretrained=False)  # random weights, no download
+    model.set_target_bandwidth(6.0)
+    model.eval()
+    x = resample(audio16[None], 16000, 24000)[None]  # (1, 1, T)
+    dur = x.shape[-1] / 24000
+    with torch.inference_mode():
+        frames = model.encode(x)
+        return {"encode": dur / timed(lambda: model.encode(x), repeats),
+                "decode": dur / timed(lambda: model.decode(frames), repeats)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--data-root", type=Path, default=default_data_root())
+    ap.add_argument("--seconds", type=float, default=10.0)
+    ap.add_argument("--repeats", type=int, default=3)
+    args = ap.parse_args(argv)
+    torch.set_num_threads(1)
+    audio = speech(args.data_root, args.seconds)
+    rows = []
+    shipped = default_model_path()
+    torch.manual_seed(0)
+    c16 = SoundStream.from_pretrained(shipped) if shipped.exists() else \
+        SoundStream(soundstream_preset("16k-c16"))
+    rows.append(("ours 16 kHz C=16, 6 kbps" + (" (shipped)" if shipped.exists() else ""),
+                 c16.num_parameters(), bench_ours(c16, audio, 12, args.repeats)))
+    c32 = SoundStream(soundstream_preset("16k-c32"))
+    rows.append(("ours 16 kHz C=32, 6 kbps (random weights)", c32.num_parameters(),
+                 bench_ours(c32, audio, 12, args.repeats)))
+    c16_24 = SoundStream(soundstream_preset("24k-c16"))
+    audio24 = resample(audio[None], 16000, 24000)[0]
+    rows.append(("ours 24 kHz C=16, 6 kbps (random weights)", c16_24.num_parameters(),
+                 bench_ours(c16_24, audio24, 8, args.repeats)))
+    try:
+        import encodec
+        from encodec import EncodecModel  # noqa: F401
+
+        peer = bench_encodec(audio, args.repeats)
+        rows.append((f"EnCodec 24 kHz, 6 kbps (encodec {encodec.__version__}, random weights)",
+                     sum(p.numel() for p in EncodecModel.encodec_model_24khz(
+                         pretrained=False).parameters()), peer))
+    except ImportError:
+        print("encodec not installed: peer row skipped (pip install encodec)")
+    print(f"\n{args.seconds:g} s of speech, 1 thread, median of {args.repeats}; "
+          "RTF = audio seconds per compute second (higher is faster)\n")
+    print("| model | params | encode RTF | decode RTF | stream encode RTF (20 ms) | "
+          "stream decode RTF (20 ms) |")
+    print("|---|---|---|---|---|---|")
+
+    def fmt(d: dict[str, float], k: str) -> str:
+        return f"{d[k]:.1f}x" if k in d else "n/a (no streaming state)"
+
+    for name, params, d in rows:
+        print(f"| {name} | {params / 1e6:.2f} M | {fmt(d, 'encode')} | {fmt(d, 'decode')} | "
+              f"{fmt(d, 'encode_stream')} | {fmt(d, 'decode_stream')} |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,75 @@
+"""Train SoundStream with the shared trainer (DDP-capable: run it under torchrun).
+
+    python recipes/codec/prepare.py --out runs/codec/data
+    python recipes/codec/train.py --config recipes/codec/configs/small.json \
+        --data runs/codec/data --out runs/codec/small
+    torchrun --nproc_per_node=2 recipes/codec/train.py ...   # several processes
+
+Checkpoints (``best/last.safetensors``, resumable ``last.pt``) and ``train_info.json`` go to
+``--out``; re-running the same command resumes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from audiofcn.codec.training import RandomCropDataset, SoundStreamTask, SoundStreamTaskConfig
+from audiofcn.io import load_audio, read_manifest
+from audiofcn.models.base import config_from_dict
+from audiofcn.models.soundstream import SoundStream, soundstream_preset
+from audiofcn.train import TrainConfig, Trainer
+
+
+def load_waves(manifest: Path, sr: int, max_files: int | None = None) -> list[torch.Tensor]:
+    if not manifest.exists():
+        return []
+    recs = read_manifest(manifest)[:max_files]
+    return [load_audio(r.path, sr=sr)[0][0] for r in recs]
+
+
+def build(cfg: dict[str, Any], data: Path, out: str) -> Trainer:
+    model_cfg = soundstream_preset(cfg["model"]["preset"], **cfg["model"].get("overrides", {}))
+    model = SoundStream(model_cfg)
+    sr = model_cfg.sample_rate
+    dcfg = cfg["data"]
+    seg = int(dcfg["segment_seconds"] * sr)
+    tcfg = TrainConfig(**{**cfg["train"], "out_dir": out})
+    n_items = tcfg.batch_size * (tcfg.max_steps_per_epoch or dcfg.get("steps_per_epoch", 100))
+    train = RandomCropDataset(load_waves(data / "train.jsonl", sr), seg, n_items,
+                              noise=load_waves(data / "noise.jsonl", sr),
+                              denoise_prob=dcfg.get("denoise_prob", 0.0), seed=tcfg.seed)
+    valid = RandomCropDataset(load_waves(data / "valid.jsonl", sr), seg,
+                              dcfg.get("valid_items", 32), seed=1234, deterministic=True)
+    task_cfg = config_from_dict(SoundStreamTaskConfig, {**cfg.get("task", {}),
+                                                        "sample_rate": sr})
+    trainer_device = tcfg.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    task = SoundStreamTask(task_cfg, device=trainer_device)
+    return Trainer(model, task, train, valid, tcfg)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description="train the SoundStream codec")
+    ap.add_argument("--config", type=Path, required=True)
+    ap.add_argument("--data", type=Path, default=Path("runs/codec/data"))
+    ap.add_argument("--out", default="runs/codec/run")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--epochs", type=int, help="override the config's epochs")
+    args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    cfg = json.loads(args.config.read_text())
+    if args.epochs:
+        cfg["train"]["epochs"] = args.epochs
+    trainer = build(cfg, args.data, args.out)
+    history = trainer.fit()
+    if history:
+        print(json.dumps(history[-1]))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,66 @@
+"""Stateful streaming encoder and decoder: chunks of any size in, exactly the offline output out.
+
+The encoder emits a frame's codes as soon as its last sample has arrived (latency one frame,
+``hop_length`` samples); the decoder turns each frame's codes into ``hop_length`` samples at once.
+State is cached convolution context (see :mod:`audiofcn.nn.causal`), not re-computation.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from audiofcn.models.soundstream import SoundStream
+from audiofcn.nn.causal import StreamState
+
+
+class StreamingEncoder:
+    """``push(chunk)`` -> codes of the frames completed so far; ``flush()`` -> the last
+    (zero-padded) frame. Concatenated, they equal ``model.encode(whole_signal, n_q)``.
+
+    Shapes: chunk ``(T,)``, ``(batch, T)`` or ``(batch, 1, T)`` -> codes ``(batch, n_q, m)``.
+    """
+
+    def __init__(self, model: SoundStream, n_q: int, denoise: bool = False) -> None:
+        if not 1 <= n_q <= model.config.num_quantizers:
+            raise ValueError(f"n_q must be in [1, {model.config.num_quantizers}]")
+        self.model, self.n_q, self.denoise = model.eval(), n_q, denoise
+        self.state: StreamState = {}
+        self.samples = 0  # samples pushed so far
+
+    @property
+    def latency_samples(self) -> int:
+        return self.model.hop_length
+
+    def push(self, chunk: torch.Tensor) -> torch.Tensor:
+        x = self.model._as_batch(chunk)
+        self.samples += x.shape[-1]
+        return self.model.encode_stream(x, self.state, self.n_q, self.denoise)
+
+    def flush(self) -> torch.Tensor:
+        """Pad the last partial frame with zeros (as the offline encoder does) and emit it."""
+        pad = -self.samples % self.model.hop_length
+        batch = next(iter(self.state.values())).shape[0] if self.state else 1
+        device = self.model.quantizer.layers[0].codebook.device
+        codes = self.model.encode_stream(torch.zeros(batch, 1, pad, device=device), self.state,
+                                         self.n_q, self.denoise)
+        self.state = {}
+        self.samples = 0
+        return codes
+
+
+class StreamingDecoder:
+    """``push(codes)`` -> ``hop_length`` samples per frame. Concatenated, the output equals
+    ``model.decode(all_codes)``.
+
+    Shapes: codes ``(batch, n_q, m)`` -> audio ``(batch, 1, m * hop_length)``.
+    """
+
+    def __init__(self, model: SoundStream) -> None:
+        self.model = model.eval()
+        self.state: StreamState = {}
+
+    def push(self, codes: torch.Tensor) -> torch.Tensor:
+        return self.model.decode_stream(codes, self.state)
+
+    def reset(self) -> None:
+        self.state = {}

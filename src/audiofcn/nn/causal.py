@@ -1,0 +1,133 @@
+"""Causal 1-D convolutions with exact streaming.
+
+Every module here has two entry points:
+
+* ``forward(x)``: offline, the whole signal at once (training, file encoding);
+* ``forward_stream(x, state)``: one chunk of any length; ``state`` is a plain ``dict`` the caller
+  owns (one per stream), so one model can serve many concurrent streams.
+
+Feeding a signal through ``forward_stream`` in chunks of any sizes gives, concatenated, the same
+output as ``forward`` on the whole signal (up to float rounding): the state caches exactly the
+left context a convolution needs (cached convolution state, not re-computation on overlapping
+windows, which is what makes streaming cheap).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+StreamState = dict[Any, Any]
+
+
+class CausalConv1d(nn.Conv1d):
+    """Conv1d padded on the left only, so output frame ``j`` sees input samples ``<= j*s + s-1``.
+
+    Left padding is ``(kernel-1)*dilation + 1 - stride``: for stride 1 this is the usual causal
+    padding and the output has the input's length; for a strided conv (kernel ``2*stride``) the
+    output has ``floor(T / stride)`` frames and frame ``j`` is ready once sample ``(j+1)*s - 1``
+    has arrived, i.e. the latency is one stride.
+
+    Shapes: ``(batch, in_channels, T)`` -> ``(batch, out_channels, T // stride)``.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, *,
+                 stride: int = 1, dilation: int = 1, bias: bool = True) -> None:
+        super().__init__(in_channels, out_channels, kernel_size, stride=stride,
+                         dilation=dilation, bias=bias)
+        self.receptive = (kernel_size - 1) * dilation + 1
+        self.left_pad = self.receptive - stride
+        if self.left_pad < 0:
+            raise ValueError("CausalConv1d needs (kernel-1)*dilation + 1 >= stride")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(F.pad(x, (self.left_pad, 0)))
+
+    def forward_stream(self, x: torch.Tensor, state: StreamState) -> torch.Tensor:
+        """Process one chunk ``(batch, in_channels, n)``; returns the frames that became
+        complete, ``(batch, out_channels, m)`` with ``m`` possibly 0."""
+        buf = state.get(self)
+        if buf is None:  # the zeros the offline forward pads with
+            buf = x.new_zeros(x.shape[0], x.shape[1], self.left_pad)
+        buf = torch.cat([buf, x], dim=-1)
+        s = self.stride[0]
+        n_out = (buf.shape[-1] - self.receptive) // s + 1 if buf.shape[-1] >= self.receptive \
+            else 0
+        if n_out <= 0:
+            state[self] = buf
+            return x.new_zeros(x.shape[0], self.out_channels, 0)
+        used = (n_out - 1) * s + self.receptive
+        y = super().forward(buf[..., :used])
+        state[self] = buf[..., n_out * s:]  # exactly the left context the next frame needs
+        return y
+
+
+class CausalConvTranspose1d(nn.ConvTranspose1d):
+    """Transposed conv whose output keeps the first ``T * stride`` samples (the right tail of
+    ``kernel - stride`` samples, which depends on future frames, is dropped offline and held
+    back as overlap-add state when streaming).
+
+    Shapes: ``(batch, in_channels, T)`` -> ``(batch, out_channels, T * stride)``.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, *,
+                 stride: int) -> None:
+        if kernel_size < stride:
+            raise ValueError("CausalConvTranspose1d needs kernel_size >= stride")
+        super().__init__(in_channels, out_channels, kernel_size, stride=stride)
+
+    def _no_bias(self, x: torch.Tensor) -> torch.Tensor:
+        return F.conv_transpose1d(x, self.weight, None, self.stride)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self._no_bias(x)[..., : x.shape[-1] * self.stride[0]]
+        return y + self.bias[:, None] if self.bias is not None else y
+
+    def forward_stream(self, x: torch.Tensor, state: StreamState) -> torch.Tensor:
+        s = self.stride[0]
+        tail_len = self.kernel_size[0] - s
+        n = x.shape[-1]
+        if n == 0:
+            return x.new_zeros(x.shape[0], self.out_channels, 0)
+        y = self._no_bias(x)  # (B, C, (n-1)*s + k)
+        tail = state.get(self)
+        if tail is not None and tail_len > 0:
+            y = torch.cat([y[..., :tail_len] + tail, y[..., tail_len:]], dim=-1)
+        state[self] = y[..., n * s:]
+        out = y[..., : n * s]
+        return out + self.bias[:, None] if self.bias is not None else out
+
+
+class CausalResidualUnit(nn.Module):
+    """ELU -> dilated causal conv (kernel 7) -> ELU -> 1x1 conv, plus the input (SoundStream).
+
+    Shapes: ``(batch, channels, T)`` -> same.
+    """
+
+    def __init__(self, channels: int, dilation: int, kernel_size: int = 7) -> None:
+        super().__init__()
+        self.conv1 = CausalConv1d(channels, channels, kernel_size, dilation=dilation)
+        self.conv2 = CausalConv1d(channels, channels, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.conv2(F.elu(self.conv1(F.elu(x))))
+
+    def forward_stream(self, x: torch.Tensor, state: StreamState) -> torch.Tensor:
+        # Stride 1 everywhere: output length == input length, so the skip lines up.
+        return x + self.conv2.forward_stream(F.elu(self.conv1.forward_stream(F.elu(x), state)),
+                                             state)
+
+
+class StreamingSequential(nn.Sequential):
+    """``nn.Sequential`` of causal modules and pointwise activations that can also stream."""
+
+    def forward_stream(self, x: torch.Tensor, state: StreamState) -> torch.Tensor:
+        for m in self:
+            if hasattr(m, "forward_stream"):
+                x = m.forward_stream(x, state)
+            elif x.shape[-1] > 0:  # pointwise (ELU, identity): no state needed
+                x = m(x)
+        return x
