@@ -15,6 +15,8 @@ MODEL_REGISTRY: dict[str, str] = {
     "samplecnn": "audiofcn.models.samplecnn:SampleCNN",
     "rawwave_cnn": "audiofcn.models.rawwave:RawWaveCNN",
     "self_attention_tagger": "audiofcn.models.attention_tagger:SelfAttentionTagger",
+    "separator_patch_cnn": "audiofcn.models.separator:PatchSeparator",
+    "separator_fcn": "audiofcn.models.separator:FCNSeparator",
     "echo_canceller": "audiofcn.models.echo:EchoCanceller",
     "embedding": "audiofcn.models.embedding:EmbeddingNet",
     "soundstream": "audiofcn.models.soundstream:SoundStream",
