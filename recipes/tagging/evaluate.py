@@ -38,7 +38,8 @@ def main(argv: list[str] | None = None) -> int:
     records = read_manifest(args.manifest, split=args.split)
     if not records:
         sys.exit(f"{args.manifest}: no records in split {args.split!r}")
-    report = evaluate_tagger(model, records, Path(args.manifest).parent, args.batch_size)
+    report = evaluate_tagger(model, records, Path(args.manifest).parent, args.batch_size,
+                             progress=sys.stderr.isatty())
     report.update(checkpoint=str(args.checkpoint), manifest=str(args.manifest),
                   split=args.split)
     out = Path(args.out)

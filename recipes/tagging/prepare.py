@@ -3,8 +3,10 @@
 Datasets:
   synth        built-in rendered songs (exact instrument/tempo/mode/meter tags), split by song
   instruments  real instrument notes from ``philharmonia`` + ``sms_tools`` mixed into
-               multi-label clips (tags = instruments present); split by SOURCE FILE: every
-               note file belongs to one split and a clip only mixes files of its split
+               multi-label clips (tags = instruments present): 1-3 instruments, each playing
+               a line of its recorded notes (up to 1.5 s each) through the clip at one level
+               in -6..0 dB; split by SOURCE FILE: every note file belongs to one split and a
+               clip only mixes files of its split
   fsdd         Free Spoken Digit Dataset for the M-series. ``--task speaker``: held-out
                RECORDINGS (utterance index % 10 == 0 -> test, == 1 -> valid; every speaker
                in every split, no recording in two splits). ``--task digit``: held-out
@@ -122,15 +124,20 @@ def prepare_instruments(args: argparse.Namespace) -> None:
             mix = np.zeros(n_samples, dtype=np.float32)
             files = []
             for tag in chosen:
-                # one to three notes of this instrument at random onsets and levels
-                for _ in range(int(rng.integers(1, 4))):
+                # The instrument plays a line through the clip: notes of its (split's) files
+                # one after another with short gaps, at one level per instrument.
+                line = np.zeros(n_samples, dtype=np.float32)
+                pos = int(rng.integers(0, sr // 2))
+                while pos < n_samples - sr // 10:
                     name, note = pools[tag][int(rng.integers(len(pools[tag])))]
-                    seg = note[: n_samples]
-                    start = int(rng.integers(0, max(1, n_samples - len(seg) // 2)))
-                    seg = seg[: n_samples - start]
-                    gain = 10 ** (rng.uniform(-12, 0) / 20) / (np.abs(seg).max() + 1e-9)
-                    mix[start:start + len(seg)] += gain * seg
+                    seg = note[: min(len(note), n_samples - pos, int(1.5 * sr))].copy()
+                    fade = min(len(seg) // 4, sr // 50)
+                    if fade:
+                        seg[-fade:] *= np.linspace(1.0, 0.0, fade, dtype=np.float32)
+                    line[pos:pos + len(seg)] += seg / (np.abs(seg).max() + 1e-9)
                     files.append(name)
+                    pos += len(seg) + int(rng.integers(0, sr // 5))
+                mix += 10 ** (rng.uniform(-6, 0) / 20) * line
             mix *= 0.9 / max(float(np.abs(mix).max()), 1e-6)
             rel = f"audio/{split}_{i:05d}.wav"
             save_audio(out / rel, mix, sr, subtype="PCM_16")

@@ -1,0 +1,179 @@
+"""Tagger speed: inference real-time factor, training throughput, parameters, MACs per second.
+
+  python benchmarks/tagging.py [--quick] [--shipped-only]
+
+One thread (``torch.set_num_threads(1)``), CPU. For each model (the paper-size architectures
+and the small recipe/shipped configs) on batches of its own input length:
+  * inference RTF: seconds of audio tagged per second of compute (forward, eval mode,
+    ``torch.inference_mode``), higher is better;
+  * training: audio seconds per second through forward + backward + AdamW step;
+  * MACs per second of audio (``torch.utils.flop_counter``, FLOPs / 2), parameters.
+Also the end-to-end ``audiofcn tag`` path (file decode + chunking + model) with the shipped
+tagger on rendered songs, which is what the ">= 100x real time" target refers to.
+No peer tagger is installed here; the log-mel frontend alone is given as a reference row.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def macs_per_call(model: torch.nn.Module, x: torch.Tensor) -> float:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter, torch.inference_mode():
+        model(x)
+    return counter.get_total_flops() / 2
+
+
+def timed(fn, min_time: float, max_iter: int) -> float:
+    """Median seconds per call over repeated calls (at least 2, up to ``max_iter``)."""
+    fn()  # warm-up
+    times: list[float] = []
+    start = time.perf_counter()
+    while len(times) < 2 or (time.perf_counter() - start < min_time and len(times) < max_iter):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return sorted(times)[len(times) // 2]
+
+
+def bench_model(name: str, model: torch.nn.Module, batch: int, quick: bool,
+                train: bool = True) -> dict[str, object]:
+    cfg = model.config
+    x = torch.randn(batch, cfg.input_length) * 0.1
+    seconds = batch * cfg.input_length / cfg.sample_rate
+    model.eval()
+    macs = macs_per_call(model, x[:1]) / (cfg.input_length / cfg.sample_rate)
+
+    def infer() -> None:
+        with torch.inference_mode():
+            model(x)
+
+    t_inf = timed(infer, 0.5 if quick else 2.0, 3 if quick else 10)
+    row = {"model": name, "params": model.num_parameters(), "gmacs_per_s": macs / 1e9,
+           "input_s": cfg.input_length / cfg.sample_rate, "rtf_infer": seconds / t_inf}
+    if train:
+        model.train()
+        opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+        target = torch.zeros(batch, len(cfg.labels))
+
+        def step() -> None:
+            loss = torch.nn.functional.binary_cross_entropy_with_logits(model(x), target)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+
+        row["train_audio_s_per_s"] = seconds / timed(step, 0.5 if quick else 2.0, 2 if quick
+                                                      else 5)
+    return row
+
+
+def architectures(quick: bool) -> list[tuple[str, torch.nn.Module, int]]:
+    from audiofcn.models.attention_tagger import SelfAttentionTagger, SelfAttentionTaggerConfig
+    from audiofcn.models.fcn import FCN, FCNConfig
+    from audiofcn.models.rawwave import RawWaveCNN, RawWaveCNNConfig
+    from audiofcn.models.samplecnn import SampleCNN, SampleCNNConfig
+
+    rows = [("FCN-4 (29.1 s, 12 kHz)", FCN(FCNConfig.variant("fcn4")), 1),
+            ("FCN-5-small (reimpl., 64-128-128-128-64)", FCN(FCNConfig.variant("fcn5-small")),
+             2),
+            ("SampleCNN 3^9 (59,049 samples)", SampleCNN(SampleCNNConfig()), 2),
+            ("SampleCNN 3^9 + SE (α=16)", SampleCNN(SampleCNNConfig(block="se")), 2),
+            ("Self-attention (15 s, 16 kHz)", SelfAttentionTagger(SelfAttentionTaggerConfig()),
+             2)]
+    for v in ("m3", "m5", "m11", "m18", "m34res"):
+        rows.append((f"{v.upper()} (4 s, 8 kHz)", RawWaveCNN(RawWaveCNNConfig.variant(v)), 4))
+    if quick:
+        rows = [r for r in rows if not r[0].startswith(("FCN-4", "M34"))]
+    return rows
+
+
+def recipe_models() -> list[tuple[str, torch.nn.Module, int]]:
+    sys.path.insert(0, str(REPO / "recipes" / "tagging"))
+    from common import build_model, load_config
+
+    out = []
+    for name in ("synth_fcn", "synth_samplecnn", "synth_samplecnn_se", "synth_attention",
+                 "fsdd_m3", "fsdd_m18"):
+        cfg = load_config(name)
+        labels = [f"t{i}" for i in range(19 if name.startswith("synth") else 5)]
+        out.append((f"recipe {name}", build_model(cfg["model"], labels, True), 8))
+    return out
+
+
+def bench_cli(n_tracks: int) -> dict[str, object] | None:
+    """``audiofcn tag`` on a folder of rendered songs with the shipped default tagger."""
+    from audiofcn.cli.tag import DEFAULT_TAGGER, shipped_taggers
+
+    if DEFAULT_TAGGER not in shipped_taggers():
+        return None
+    from audiofcn.cli.main import main
+    from audiofcn.data.synth import SynthConfig, synth_catalog
+
+    with tempfile.TemporaryDirectory() as tmp:
+        synth_catalog(tmp, n_tracks, seed=123, config=SynthConfig(sample_rate=16000,
+                                                                   duration=8.0),
+                      progress=False, workers=1)
+        audio_s = 8.0 * n_tracks
+        t = time.perf_counter()
+        code = main(["tag", str(Path(tmp) / "audio"), "--out", str(Path(tmp) / "t.csv"),
+                     "--no-progress", "--threads", "1"])
+        dt = time.perf_counter() - t
+    return {"tracks": n_tracks, "audio_s": audio_s, "seconds": dt, "rtf": audio_s / dt,
+            "exit": code}
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--quick", action="store_true", help="fewer repeats, skip the largest")
+    p.add_argument("--cli-tracks", type=int, default=100)
+    p.add_argument("--skip-cli", action="store_true")
+    args = p.parse_args()
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+
+    from audiofcn.frontend import LogMelFrontend
+    from audiofcn.models.fcn import choi_frontend
+
+    rows = []
+    for name, model, batch in [*architectures(args.quick), *recipe_models()]:
+        rows.append(bench_model(name, model, batch, args.quick))
+        print(f"  measured {name}", file=sys.stderr, flush=True)
+    fe = LogMelFrontend(choi_frontend())
+    x = torch.randn(4, 349_440)
+    t_fe = timed(lambda: fe(x), 0.5, 10)
+
+    print(f"torch {torch.__version__}, 1 thread, CPU\n")
+    print("| model | params | input (s) | GMACs / s audio | inference × real time | "
+          "training audio-s / s |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for r in rows:
+        print(f"| {r['model']} | {r['params']:,} | {r['input_s']:.2f} | "
+              f"{r['gmacs_per_s']:.3f} | {r['rtf_infer']:,.0f} | "
+              f"{r.get('train_audio_s_per_s', float('nan')):,.1f} |")
+    print(f"| reference: log-mel frontend only (12 kHz, 96 bins) | 0 | 29.12 | – | "
+          f"{4 * 29.12 / t_fe:,.0f} | – |")
+    if not args.skip_cli:
+        cli = bench_cli(args.cli_tracks)
+        if cli is None:
+            print("\n(no shipped default tagger: `audiofcn tag` row skipped)")
+        else:
+            print(f"\n`audiofcn tag` (shipped default tagger, one thread) on {cli['tracks']} "
+                  f"rendered 8 s tracks ({cli['audio_s']:.0f} s of audio): "
+                  f"{cli['seconds']:.1f} s wall = {cli['rtf']:.0f}× real time "
+                  f"(exit {cli['exit']})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
