@@ -2,7 +2,8 @@
 
 Every system runs through :func:`audiofcn.separation.separate` (full clip, chunked, mixture
 phase) and is scored by :mod:`audiofcn.eval.separation` on ``[voice, accompaniment]``. Per-clip
-rows are cached per system in ``<out>/rows_<name>.json``, so adding a system re-scores only it.
+rows are cached per system in ``<out>/rows_<name>.json`` (with the checkpoint's path, time stamp
+and the settings), so adding a system re-scores only it.
 
 Usage::
 
@@ -53,18 +54,24 @@ def _save_rows(path: Path, rows: dict[str, dict]) -> None:
 
 def evaluate(manifest: Path, systems: dict[str, str], out: Path, split: str = "test",
              threshold: float | None = None, wiener: bool = False, patch_hop: int = 1,
-             limit: int | None = None, png: bool = False, sr: int = 16000) -> dict:
+             limit: int | None = None, png: bool = False, sr: int = 16000,
+             oracle: bool = True) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     clips = load_split(manifest, split, sr, limit)
     if not clips:
         raise SystemExit(f"{manifest}: no clips in split {split!r}")
-    names = ["mixture", "ibm_oracle", *systems]
+    names = ["mixture", *(["ibm_oracle"] if oracle else []), *systems]
     models = {k: load_separator(v) for k, v in systems.items()}
     timing: dict[str, float] = {}
     all_rows: dict[str, dict[str, dict]] = {}
     for name in names:
         cache = out / f"rows_{name}.json"
-        rows = _load_rows(cache) if name in ("mixture", "ibm_oracle") else {}
+        # A system's cached rows are reused only for the same checkpoint file and settings.
+        key = {"checkpoint": systems.get(name),
+               "settings": [threshold, wiener, patch_hop] if name in systems else None,
+               "mtime": Path(systems[name]).stat().st_mtime if name in systems else None}
+        cached = _load_rows(cache)
+        rows = cached.get("rows", {}) if cached.get("key") == key else {}
         t_model = 0.0
         for rec, v_np, a_np in clips:
             clip = Path(rec.path).stem
@@ -86,7 +93,7 @@ def evaluate(manifest: Path, systems: dict[str, str], out: Path, split: str = "t
             if name == "mixture":
                 s.voice_nsdr = 0.0
             rows[clip] = s.to_dict()
-            _save_rows(cache, rows)
+            _save_rows(cache, {"key": key, "rows": rows})
         all_rows[name] = rows
         timing[name] = t_model
         g = global_scores(list(rows.values()))
@@ -163,12 +170,13 @@ def main() -> None:
     ap.add_argument("--patch-hop", type=int, default=1)
     ap.add_argument("--limit", type=int, default=None, help="first N clips only (smoke tests)")
     ap.add_argument("--png", action="store_true")
+    ap.add_argument("--no-oracle", action="store_true", help="skip the IBM oracle row")
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     systems = dict(s.split("=", 1) for s in args.system)
     report = evaluate(args.manifest, systems, args.out, args.split, args.threshold, args.wiener,
-                      args.patch_hop, args.limit, args.png)
+                      args.patch_hop, args.limit, args.png, oracle=not args.no_oracle)
     print(markdown(report))
 
 
