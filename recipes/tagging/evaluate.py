@@ -21,6 +21,9 @@ def main(argv: list[str] | None = None) -> int:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--checkpoint", required=True)
     p.add_argument("--manifest", required=True)
+    p.add_argument("--audio-root", help="folder the manifest's relative paths start "
+                   "from (default: the manifest's folder; for data_manifests builds, "
+                   "the dataset root)")
     p.add_argument("--split", default="test")
     p.add_argument("--out", required=True, help="folder for report_<split>.json/.png")
     p.add_argument("--batch-size", type=int, default=16)
@@ -38,7 +41,8 @@ def main(argv: list[str] | None = None) -> int:
     records = read_manifest(args.manifest, split=args.split)
     if not records:
         sys.exit(f"{args.manifest}: no records in split {args.split!r}")
-    report = evaluate_tagger(model, records, Path(args.manifest).parent, args.batch_size,
+    root = Path(args.audio_root) if args.audio_root else Path(args.manifest).parent
+    report = evaluate_tagger(model, records, root, args.batch_size,
                              progress=sys.stderr.isatty())
     report.update(checkpoint=str(args.checkpoint), manifest=str(args.manifest),
                   split=args.split)

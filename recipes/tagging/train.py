@@ -26,6 +26,9 @@ def main(argv: list[str] | None = None) -> int:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", required=True, help="name in configs/ or a JSON path")
     p.add_argument("--manifest", required=True)
+    p.add_argument("--audio-root", help="folder the manifest's relative paths start "
+                   "from (default: the manifest's folder; for data_manifests builds, "
+                   "the dataset root)")
     p.add_argument("--out", required=True)
     p.add_argument("--epochs", type=int, help="override train.epochs")
     p.add_argument("--max-steps-per-epoch", type=int, help="override (tiny/CI runs)")
@@ -47,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     labels = cfg.get("labels") or labels_of(records, multi_label)
     model = build_model(cfg["model"], labels, multi_label)
     mc = model.config
-    root = manifest.parent
+    root = Path(args.audio_root) if args.audio_root else manifest.parent
     train_recs = [r for r in records if r.split == "train"]
     valid_recs = [r for r in records if r.split == "valid"]
     if not train_recs:
@@ -56,9 +59,9 @@ def main(argv: list[str] | None = None) -> int:
     show = not args.no_progress and ctx.is_main
     train = ClipDataset(train_recs, root, labels, mc.sample_rate, mc.input_length, multi_label,
                         random_crop=True, gain_jitter_db=cfg.get("gain_jitter_db", 0.0),
-                        progress=show)
+                        progress=show, preload=cfg.get("preload", True))
     valid = ClipDataset(valid_recs, root, labels, mc.sample_rate, mc.input_length, multi_label,
-                        random_crop=False, progress=show)
+                        random_crop=False, progress=show, preload=cfg.get("preload", True))
     tc = {f.name for f in dataclasses.fields(TrainConfig)}
     train_cfg = TrainConfig(**{k: v for k, v in cfg.get("train", {}).items() if k in tc})
     train_cfg.out_dir = args.out

@@ -73,8 +73,8 @@ def test_trainer_writes_checkpoints_and_resumes(tmp_path):
 def test_clip_dataset_crops_and_targets(tmp_path):
     for i, n in enumerate((3000, 12000)):
         save_audio(tmp_path / f"c{i}.wav", torch.randn(n) * 0.1, 8000)
-    recs = [AudioRecord(f"c{i}.wav", 1.0, 8000, tags=["high"] if i else ["low", "other"],
-                        label="high" if i else "low") for i in range(2)]
+    recs = [AudioRecord(f"c{i}.wav", n / 8000, 8000, tags=["high"] if i else ["low", "other"],
+                        label="high" if i else "low") for i, n in enumerate((3000, 12000))]
     ds = ClipDataset(recs, tmp_path, fx.LABELS, 8000, 4000, multi_label=True,
                      gain_jitter_db=3.0)
     x0, y0 = ds[0]
@@ -88,6 +88,12 @@ def test_clip_dataset_crops_and_targets(tmp_path):
     assert torch.equal(single[1][0], single[1][0])
     assert torch.equal(crop_or_pad(torch.arange(10.0), 4), torch.arange(3.0, 7.0))
     assert multi_hot(["b", "zzz"], ["a", "b"]).tolist() == [0.0, 1.0]
+    lazy = ClipDataset(recs, tmp_path, fx.LABELS, 8000, 4000, preload=False)
+    assert lazy[0][0].shape == (4000,) and lazy[1][0].shape == (4000,)
+    assert torch.equal(lazy[1][1], ds[1][1])
+    lazy_centre = ClipDataset(recs, tmp_path, fx.LABELS, 8000, 4000, random_crop=False,
+                              preload=False)
+    assert torch.allclose(lazy_centre[1][0], single[1][0], atol=1e-4)  # same centre crop
     bad = [AudioRecord("c0.wav", 1.0, 8000, label="nope")]
     with pytest.raises(ValueError, match="not one of the labels"):
         ClipDataset(bad, tmp_path, fx.LABELS, 8000, 4000, multi_label=False)

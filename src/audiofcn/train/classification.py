@@ -63,12 +63,17 @@ class ClipDataset(Dataset):
         multi_label: multi-hot float targets (True) or class indices (False).
         random_crop: random crop position (training) instead of the centre crop.
         gain_jitter_db: training augmentation, random gain in ±dB (0 disables).
+        preload: decode every clip once into memory (small datasets). ``False`` decodes only
+            the crop on each access (``load_audio`` with offset/duration from the manifest's
+            ``duration``), for datasets that do not fit in memory (MagnaTagATune); use
+            ``num_workers`` in the trainer then.
     """
 
     def __init__(self, records: Sequence[AudioRecord], root: str | os.PathLike[str] | None,
                  labels: Sequence[str], sample_rate: int, crop_length: int,
                  multi_label: bool = True, random_crop: bool = True,
-                 gain_jitter_db: float = 0.0, progress: bool = False) -> None:
+                 gain_jitter_db: float = 0.0, progress: bool = False,
+                 preload: bool = True) -> None:
         from tqdm import tqdm
 
         self.labels = list(labels)
@@ -76,17 +81,33 @@ class ClipDataset(Dataset):
         self.random_crop = random_crop
         self.gain_jitter_db = gain_jitter_db
         self.records = list(records)
+        self.root = root
+        self.sample_rate = sample_rate
+        self.preload = preload
         self.audio: list[torch.Tensor] = []
-        self.targets: list[torch.Tensor] = []
-        for r in tqdm(self.records, desc="loading clips", disable=not progress, leave=False):
-            audio, _ = load_audio(r.resolve(root), sr=sample_rate)
-            self.audio.append(audio[0])
-            self.targets.append(record_target(r, self.labels, multi_label))
+        self.targets = [record_target(r, self.labels, multi_label) for r in self.records]
+        if preload:
+            for r in tqdm(self.records, desc="loading clips", disable=not progress, leave=False):
+                self.audio.append(load_audio(r.resolve(root), sr=sample_rate)[0][0])
 
     def __len__(self) -> int:
-        return len(self.audio)
+        return len(self.records)
+
+    def _lazy_crop(self, i: int) -> torch.Tensor:
+        r = self.records[i]
+        seconds = self.crop_length / self.sample_rate
+        spare = max(0.0, r.duration - seconds)
+        offset = float(torch.rand(())) * spare if self.random_crop else spare / 2
+        audio, _ = load_audio(r.resolve(self.root), sr=self.sample_rate, offset=offset,
+                              duration=min(seconds, r.duration))
+        return crop_or_pad(audio[0], self.crop_length, 0)
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        if not self.preload:
+            x = self._lazy_crop(i)
+            if self.gain_jitter_db and self.random_crop:
+                x = x * 10 ** (((torch.rand(()) * 2 - 1) * self.gain_jitter_db) / 20)
+            return x, self.targets[i]
         audio = self.audio[i]
         start = None
         if self.random_crop and audio.shape[-1] > self.crop_length:
