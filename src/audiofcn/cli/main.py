@@ -20,6 +20,7 @@ COMMAND_MODULES = [
     "audiofcn.cli.info",
     "audiofcn.cli.data",
     "audiofcn.cli.demo",
+    "audiofcn.cli.aec",
     "audiofcn.cli.separate",
     "audiofcn.cli.tag",
     "audiofcn.cli.codec",

@@ -70,11 +70,12 @@ def db(ratio: float) -> float:
 
 
 def loudspeaker_nonlinearity(x: np.ndarray, clip_ratio: float = 0.8,
-                             kind: str = "clip_sigmoid") -> np.ndarray:
+                             kind: str = "clip_sigmoid", sample_rate: int = 16000) -> np.ndarray:
     """AEC-Challenge loudspeaker model: hard clipping at ``clip_ratio * max|x|``, then the
     memoryless sigmoid ``4 (2 / (1 + exp(-a b)) - 1)`` of ``b = 1.5 x - 0.3 x^2`` with
-    ``a = 4`` for ``b > 0`` and ``0.5`` otherwise (asymmetric, like a real driver).
-    ``kind``: "clip", "sigmoid" or "clip_sigmoid". Returned at the input's RMS level."""
+    ``a = 4`` for ``b > 0`` and ``0.5`` otherwise (asymmetric, like a real driver), then a
+    60 Hz high-pass. ``kind``: "clip", "sigmoid" or "clip_sigmoid". Returned at the input's
+    RMS level."""
     x = np.asarray(x, dtype=np.float64)
     peak = float(np.max(np.abs(x))) or 1.0
     y = x / peak  # the sigmoid is defined for a full-scale signal
@@ -86,6 +87,11 @@ def loudspeaker_nonlinearity(x: np.ndarray, clip_ratio: float = 0.8,
         y = 4.0 * (2.0 / (1.0 + np.exp(-a * b)) - 1.0)
     elif kind != "clip":
         raise ValueError(f"unknown nonlinearity {kind!r}")
+    # The asymmetric curve adds a DC offset and rumble that no loudspeaker radiates (and no
+    # linear echo path from the reference could model): high-pass at 60 Hz.
+    from scipy.signal import butter, sosfilt
+
+    y = sosfilt(butter(2, 60.0, "highpass", fs=sample_rate, output="sos"), y - y.mean())
     rx, ry = np.sqrt(power(x)), np.sqrt(power(y))
     return (y * (rx / ry if ry > 0 else 0.0)).astype(np.float32)
 
@@ -184,6 +190,7 @@ def simulate_echo(near: np.ndarray | None, far: np.ndarray | None, noise: np.nda
     if far is not None:
         ref = _scale_to(np.asarray(far, dtype=np.float32)[:n], 10.0 ** (ref_dbfs / 10.0))
         played = loudspeaker_nonlinearity(ref, kind=nonlinearity) if nonlinearity else ref
+        # (the default 16 kHz high-pass corner is far below any band of interest at 8-48 kHz)
         echo = _convolve(played, rirs[0])
         if path_change_at is not None:
             if len(rirs) < 2:

@@ -318,7 +318,8 @@ class EchoCancellerTask:
     def training_step(self, model: nn.Module,
                       batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
         d = self._losses(model, batch)
-        return d["loss"], {"final": float(d["final"]), "stage": float(d["stage"])}
+        return d["loss"], {"final": float(d["final"].detach()),
+                           "stage": float(d["stage"].detach())}
 
     def validation_step(self, model: nn.Module,
                         batch: dict[str, torch.Tensor]) -> dict[str, float]:
