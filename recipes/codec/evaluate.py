@@ -143,6 +143,12 @@ def spectrogram_png(path: Path, name: str, rows: list[tuple[str, torch.Tensor]])
     plt.close(fig)
 
 
+def _mean(values: list[float]) -> float:
+    """Mean over the finite values (PESQ is NaN on clips it finds no speech in)."""
+    finite = [v for v in values if math.isfinite(v)]
+    return float(np.mean(finite)) if finite else math.nan
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description="SoundStream vs Opus on held-out real clips")
     ap.add_argument("--model", default=None, help="checkpoint (default: the shipped model)")
@@ -186,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
         summary[kind] = {}
         for system in systems_seen:
             sel = [r for r in rows if r["system"] == system and kind in ("all", r["kind"])]
-            summary[kind][system] = {k: float(np.nanmean([r[k] for r in sel])) for k in
+            summary[kind][system] = {k: _mean([r[k] for r in sel]) for k in
                                      ("pesq_wb", "stoi", "si_sdr", "mel_distance",
                                       "payload_kbps", "file_kbps")}
             summary[kind][system]["clips"] = len(sel)
@@ -196,6 +202,8 @@ def main(argv: list[str] | None = None) -> int:
     (args.out / "report.json").write_text(json.dumps(report, indent=1))
     lines = []
     for kind in ("speech", "music", "all"):
+        if not summary[kind][systems_seen[0]]["clips"]:
+            continue
         lines += [f"\n**{kind}** ({summary[kind][systems_seen[0]]['clips']:.0f} clips)\n",
                   "| system | payload kbps | PESQ-WB | STOI | SI-SDR (dB) | mel dist (dB) |",
                   "|---|---|---|---|---|---|"]
