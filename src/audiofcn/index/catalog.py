@@ -25,13 +25,20 @@ import shutil
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from audiofcn.index.embedder import SegmentEmbedder, Segments
+from audiofcn.index.records import (
+    AddReport,
+    CatalogError,
+    SegmentHit,
+    TrackResult,
+    find_audio_files,
+    manifest_tags,
+)
 from audiofcn.index.store import (
     IndexFileError,
     IndexParams,
@@ -46,7 +53,6 @@ from audiofcn.io.audio import AudioError
 
 log = logging.getLogger(__name__)
 
-AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".mp3", ".aif", ".aiff"}
 SCHEMA_VERSION = 1
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -61,69 +67,6 @@ CREATE TABLE IF NOT EXISTS tags (
     track_id INTEGER NOT NULL REFERENCES tracks(id) ON DELETE CASCADE, tag TEXT NOT NULL,
     PRIMARY KEY (track_id, tag));
 """
-
-
-class CatalogError(ValueError):
-    """A catalog cannot be created/opened/changed; the message names the folder and problem."""
-
-
-@dataclass
-class SegmentHit:
-    segment_id: int
-    start: float
-    end: float
-    score: float
-
-
-@dataclass
-class TrackResult:
-    """One result track with its best-matching segments (best first)."""
-
-    track_id: int
-    path: str
-    score: float
-    duration: float
-    tags: list[str] = field(default_factory=list)
-    segments: list[SegmentHit] = field(default_factory=list)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"track_id": self.track_id, "path": self.path, "score": round(self.score, 5),
-                "duration": self.duration, "tags": self.tags,
-                "segments": [{"segment_id": s.segment_id, "start": round(s.start, 3),
-                              "end": round(s.end, 3), "score": round(s.score, 5)}
-                             for s in self.segments]}
-
-
-@dataclass
-class AddReport:
-    added: list[str] = field(default_factory=list)
-    updated: list[str] = field(default_factory=list)
-    skipped: list[str] = field(default_factory=list)
-    failed: list[str] = field(default_factory=list)  # one-line "<path>: <problem>"
-    segments: int = 0
-    audio_seconds: float = 0.0
-    seconds: float = 0.0
-
-
-def find_audio_files(folder: str | os.PathLike[str]) -> list[Path]:
-    root = Path(folder)
-    if not root.is_dir():
-        raise CatalogError(f"{root}: not a folder")
-    return sorted(p for p in root.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES
-                  and p.is_file() and not p.name.startswith("."))
-
-
-def _manifest_tags(man: Path) -> dict[Path, list[str]]:
-    """Tags of an audiofcn manifest (paths relative to its folder), when it exists."""
-    from audiofcn.io.manifest import ManifestError, read_manifest
-
-    if not man.exists():
-        return {}
-    try:
-        return {r.resolve(man.parent).resolve(): list(r.tags) for r in read_manifest(man)}
-    except ManifestError as err:
-        log.warning("ignoring tags: %s", err)
-        return {}
 
 
 class Catalog:
@@ -312,7 +255,7 @@ class Catalog:
         t0 = time.perf_counter()
         folder = Path(folder)
         files = find_audio_files(folder)
-        tags = _manifest_tags(Path(manifest) if manifest else folder / "manifest.jsonl")
+        tags = manifest_tags(Path(manifest) if manifest else folder / "manifest.jsonl")
         report = AddReport()
         with self._write_lock():
             pending: list[tuple[Path, Segments, float, os.stat_result, bool]] = []
