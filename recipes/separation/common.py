@@ -34,33 +34,49 @@ def load_config(path: str | Path) -> dict[str, Any]:
     return json.loads(p.read_text())
 
 
+def _load_stem(root: Path, ref: str, sr: int) -> torch.Tensor:
+    """A stem reference ``path`` or ``path#k`` (channel ``k`` of a multichannel file) -> (T,)."""
+    path, _, channel = ref.partition("#")
+    if channel:
+        audio, _ = load_audio(Path(root) / path, sr=sr, mono=False)
+        return audio[int(channel)]
+    return load_audio(Path(root) / path, sr=sr)[0][0]
+
+
 def load_pair(rec: AudioRecord, root: Path, sr: int) -> tuple[np.ndarray, np.ndarray]:
     """``(voice, accompaniment)`` float32 1-D arrays at ``sr`` for one manifest record.
 
-    MIR-1K records (``meta["layout"] == "mir1k"``) are stereo files, left = accompaniment,
-    right = voice; rendered songs have a ``vocals`` stem and mixture = sum of stems.
+    * ``prepare.py mir1k`` records (``meta["layout"] == "mir1k"``): stereo files, left =
+      accompaniment, right = voice (mixture = left + right);
+    * ``audiofcn data manifest`` records (MIR-1K, iKala, MUSDB18): ``stems["vocals"]`` and
+      optionally ``stems["accompaniment"]`` (``file.wav#k`` = channel k); without an
+      accompaniment stem it is ``mixture − vocals``;
+    * rendered songs (``prepare.py synth``): a ``vocals`` stem, accompaniment = mix − vocals.
     """
     if rec.meta.get("layout") == "mir1k":
         audio, _ = load_audio(rec.resolve(root), sr=sr, mono=False, expected_channels=2)
         return audio[1].numpy(), audio[0].numpy()
-    mix, _ = load_audio(rec.resolve(root), sr=sr)
     if "vocals" in rec.stems:
-        voice, _ = load_audio(Path(root) / rec.stems["vocals"], sr=sr)
-    else:
+        voice = _load_stem(root, rec.stems["vocals"], sr)
+        if "accompaniment" in rec.stems:
+            acc = _load_stem(root, rec.stems["accompaniment"], sr)
+            n = min(len(voice), len(acc))
+            return voice[:n].numpy(), acc[:n].numpy()
+    mix = load_audio(rec.resolve(root), sr=sr)[0][0]
+    if "vocals" not in rec.stems:
         voice = torch.zeros_like(mix)
-    return voice[0].numpy(), (mix - voice)[0].numpy()
+    n = min(len(voice), len(mix))
+    return voice[:n].numpy(), (mix[:n] - voice[:n]).numpy()
 
 
-def load_split(manifest: Path, split: str, sr: int,
-               limit: int | None = None) -> list[tuple[AudioRecord, np.ndarray, np.ndarray]]:
-    root = manifest.parent
+def load_split(manifest: Path, split: str, sr: int, limit: int | None = None,
+               audio_root: Path | None = None
+               ) -> list[tuple[AudioRecord, np.ndarray, np.ndarray]]:
+    """Records of one split with their ``(voice, accompaniment)``; paths are relative to
+    ``audio_root`` (default: the manifest's folder)."""
+    root = Path(audio_root) if audio_root else manifest.parent
     recs = read_manifest(manifest, split=split)[:limit]
-    out = []
-    for r in recs:
-        root_r = Path(r.meta.get("root", root))
-        v, a = load_pair(r, root_r, sr)
-        out.append((r, v, a))
-    return out
+    return [(r, *load_pair(r, root, sr)) for r in recs]
 
 
 def build_model(cfg: dict[str, Any]) -> torch.nn.Module:

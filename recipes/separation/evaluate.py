@@ -55,9 +55,9 @@ def _save_rows(path: Path, rows: dict[str, dict]) -> None:
 def evaluate(manifest: Path, systems: dict[str, str], out: Path, split: str = "test",
              threshold: float | None = None, wiener: bool = False, patch_hop: int = 1,
              limit: int | None = None, png: bool = False, sr: int = 16000,
-             oracle: bool = True) -> dict:
+             oracle: bool = True, audio_root: Path | None = None) -> dict:
     out.mkdir(parents=True, exist_ok=True)
-    clips = load_split(manifest, split, sr, limit)
+    clips = load_split(manifest, split, sr, limit, audio_root)
     if not clips:
         raise SystemExit(f"{manifest}: no clips in split {split!r}")
     names = ["mixture", *(["ibm_oracle"] if oracle else []), *systems]
@@ -171,12 +171,15 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=None, help="first N clips only (smoke tests)")
     ap.add_argument("--png", action="store_true")
     ap.add_argument("--no-oracle", action="store_true", help="skip the IBM oracle row")
+    ap.add_argument("--audio-root", type=Path, default=None,
+                    help="root of the manifest's relative paths (default: its folder)")
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     systems = dict(s.split("=", 1) for s in args.system)
     report = evaluate(args.manifest, systems, args.out, args.split, args.threshold, args.wiener,
-                      args.patch_hop, args.limit, args.png, oracle=not args.no_oracle)
+                      args.patch_hop, args.limit, args.png, oracle=not args.no_oracle,
+                      audio_root=args.audio_root)
     print(markdown(report))
 
 

@@ -35,12 +35,12 @@ from audiofcn.train import TrainConfig, Trainer  # noqa: E402
 
 
 def train(cfg: dict, out: Path, manifest: Path, threads: int = 1, progress: bool = True,
-          limit: int | None = None) -> Path:
+          limit: int | None = None, audio_root: Path | None = None) -> Path:
     torch.set_num_threads(threads)
     sr = cfg.get("sample_rate", 16000)
     model = build_model(cfg)
-    train_items = load_split(manifest, "train", sr, limit)
-    valid_items = load_split(manifest, "valid", sr, limit)
+    train_items = load_split(manifest, "train", sr, limit, audio_root)
+    valid_items = load_split(manifest, "valid", sr, limit, audio_root)
     train_pairs = [(v, a) for _, v, a in train_items]
     valid_pairs = [(v, a) for _, v, a in valid_items] or train_pairs[:1]
     seg = int(cfg.get("segment_seconds", 2.0) * sr)
@@ -87,12 +87,16 @@ def main() -> None:
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--manifest", type=Path, default=None,
                     help="manifest.jsonl from prepare.py (default: the config's)")
+    ap.add_argument("--audio-root", type=Path, default=None,
+                    help="root of the manifest's relative paths (default: its folder), e.g. "
+                         "the dataset folder for `audiofcn data manifest` output")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--no-progress", action="store_true")
     args = ap.parse_args()
     cfg = load_config(args.config)
     manifest = args.manifest or REPO / cfg["manifest"]
-    final = train(cfg, args.out, manifest, args.threads, not args.no_progress)
+    final = train(cfg, args.out, manifest, args.threads, not args.no_progress,
+                  audio_root=args.audio_root)
     print(f"model -> {final}")
 
 
