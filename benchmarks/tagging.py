@@ -110,22 +110,35 @@ def recipe_models() -> list[tuple[str, torch.nn.Module, int]]:
     return out
 
 
-def bench_cli(n_tracks: int) -> dict[str, object] | None:
-    """``audiofcn tag`` on a folder of rendered songs with the shipped default tagger."""
+def bench_cli(n_tracks: int, folder: str | None = None) -> dict[str, object] | None:
+    """``audiofcn tag`` on a folder of rendered songs with the shipped default tagger: a fresh
+    catalog of ``n_tracks`` songs, or the first ``n_tracks`` files of ``folder``."""
+    import shutil
+
     from audiofcn.cli.tag import DEFAULT_TAGGER, shipped_taggers
 
     if DEFAULT_TAGGER not in shipped_taggers():
         return None
     from audiofcn.cli.main import main
     from audiofcn.data.synth import SynthConfig, synth_catalog
+    from audiofcn.io import audio_info
+    from audiofcn.tagging import find_audio_files
 
     with tempfile.TemporaryDirectory() as tmp:
-        synth_catalog(tmp, n_tracks, seed=123, config=SynthConfig(sample_rate=16000,
-                                                                   duration=8.0),
-                      progress=False, workers=1)
-        audio_s = 8.0 * n_tracks
+        audio_dir = Path(tmp) / "audio"
+        if folder:
+            audio_dir.mkdir()
+            for f in find_audio_files([folder])[:n_tracks]:
+                shutil.copy(f, audio_dir / f.name)
+        else:
+            synth_catalog(tmp, n_tracks, seed=123, config=SynthConfig(sample_rate=16000,
+                                                                       duration=8.0),
+                          progress=False, workers=1)
+        files = find_audio_files([audio_dir])
+        audio_s = sum(audio_info(f).duration for f in files)
+        n_tracks = len(files)
         t = time.perf_counter()
-        code = main(["tag", str(Path(tmp) / "audio"), "--out", str(Path(tmp) / "t.csv"),
+        code = main(["tag", str(audio_dir), "--out", str(Path(tmp) / "t.csv"),
                      "--no-progress", "--threads", "1"])
         dt = time.perf_counter() - t
     return {"tracks": n_tracks, "audio_s": audio_s, "seconds": dt, "rtf": audio_s / dt,
@@ -137,7 +150,10 @@ def main() -> int:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="fewer repeats, skip the largest")
     p.add_argument("--cli-tracks", type=int, default=100)
+    p.add_argument("--cli-folder", help="use the first --cli-tracks files of this folder of "
+                   "rendered songs instead of rendering new ones")
     p.add_argument("--skip-cli", action="store_true")
+    p.add_argument("--cli-only", action="store_true")
     args = p.parse_args()
     torch.set_num_threads(1)
     torch.manual_seed(0)
@@ -146,30 +162,32 @@ def main() -> int:
     from audiofcn.models.fcn import choi_frontend
 
     rows = []
-    for name, model, batch in [*architectures(args.quick), *recipe_models()]:
+    models = [] if args.cli_only else [*architectures(args.quick), *recipe_models()]
+    for name, model, batch in models:
         rows.append(bench_model(name, model, batch, args.quick))
         print(f"  measured {name}", file=sys.stderr, flush=True)
-    fe = LogMelFrontend(choi_frontend())
-    x = torch.randn(4, 349_440)
-    t_fe = timed(lambda: fe(x), 0.5, 10)
-
     print(f"torch {torch.__version__}, 1 thread, CPU\n")
-    print("| model | params | input (s) | GMACs / s audio | inference × real time | "
-          "training audio-s / s |")
-    print("|---|---:|---:|---:|---:|---:|")
-    for r in rows:
-        print(f"| {r['model']} | {r['params']:,} | {r['input_s']:.2f} | "
-              f"{r['gmacs_per_s']:.3f} | {r['rtf_infer']:,.0f} | "
-              f"{r.get('train_audio_s_per_s', float('nan')):,.1f} |")
-    print(f"| reference: log-mel frontend only (12 kHz, 96 bins) | 0 | 29.12 | – | "
-          f"{4 * 29.12 / t_fe:,.0f} | – |")
+    if rows:
+        fe = LogMelFrontend(choi_frontend())
+        x = torch.randn(4, 349_440)
+        t_fe = timed(lambda: fe(x), 0.5, 10)
+
+        print("| model | params | input (s) | GMACs / s audio | inference × real time | "
+              "training audio-s / s |")
+        print("|---|---:|---:|---:|---:|---:|")
+        for r in rows:
+            print(f"| {r['model']} | {r['params']:,} | {r['input_s']:.2f} | "
+                  f"{r['gmacs_per_s']:.3f} | {r['rtf_infer']:,.0f} | "
+                  f"{r.get('train_audio_s_per_s', float('nan')):,.1f} |")
+        print(f"| reference: log-mel frontend only (12 kHz, 96 bins) | 0 | 29.12 | – | "
+              f"{4 * 29.12 / t_fe:,.0f} | – |")
     if not args.skip_cli:
-        cli = bench_cli(args.cli_tracks)
+        cli = bench_cli(args.cli_tracks, args.cli_folder)
         if cli is None:
             print("\n(no shipped default tagger: `audiofcn tag` row skipped)")
         else:
             print(f"\n`audiofcn tag` (shipped default tagger, one thread) on {cli['tracks']} "
-                  f"rendered 8 s tracks ({cli['audio_s']:.0f} s of audio): "
+                  f"rendered tracks ({cli['audio_s']:.0f} s of audio): "
                   f"{cli['seconds']:.1f} s wall = {cli['rtf']:.0f}× real time "
                   f"(exit {cli['exit']})")
     return 0
