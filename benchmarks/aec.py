@@ -1,0 +1,110 @@
+"""Streaming echo cancellation speed on one thread: time per hop and real-time factor.
+
+    python benchmarks/aec.py [--model src/audiofcn/pretrained/aec_default.safetensors]
+                             [--seconds 10] [--repeats 3]
+
+Every system processes the same 16 kHz microphone/reference pair frame by frame, the way a
+call does: the network through ``EchoCanceller.process`` (one 10 ms hop per call, all state
+carried), speexdsp's echo canceller (10 ms frames, with and without its preprocessor; skipped
+with a message when libspeexdsp is missing: ``apt-get install libspeexdsp1``) and our PBFDAF
+(16 ms blocks, whole signal). Real-time factor = seconds of audio per second of compute
+(> 1 is faster than real time). Prints a markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+
+def _signals(seconds: float, sr: int = 16000) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(0)
+    n = int(seconds * sr)
+    ref = (0.1 * rng.standard_normal(n)).astype(np.float32)
+    h = (rng.standard_normal(2000) * np.exp(-np.arange(2000) / 300)).astype(np.float32) * 0.2
+    mic = (np.convolve(ref, h)[:n] + 0.01 * rng.standard_normal(n)).astype(np.float32)
+    return mic, ref
+
+
+def _per_frame(fn, mic: np.ndarray, ref: np.ndarray, frame: int) -> list[float]:
+    times = []
+    for i in range(0, len(mic) - frame + 1, frame):
+        t0 = time.perf_counter()
+        fn(mic[i:i + frame], ref[i:i + frame])
+        times.append(time.perf_counter() - t0)
+    return times
+
+
+def main(argv: list[str] | None = None) -> int:
+    from audiofcn.aec_baselines import (
+        SPEEXDSP_MISSING,
+        SpeexEchoCanceller,
+        pbfdaf,
+        speexdsp_available,
+    )
+    from audiofcn.models import load_model
+    from audiofcn.models.echo import EchoCanceller
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    default = Path(__file__).resolve().parents[1] / "src/audiofcn/pretrained/aec_default" \
+        ".safetensors"
+    ap.add_argument("--model", type=Path, default=default)
+    ap.add_argument("--seconds", type=float, default=10.0)
+    ap.add_argument("--repeats", type=int, default=3)
+    args = ap.parse_args(argv)
+    torch.set_num_threads(1)
+    sr = 16000
+    mic, ref = _signals(args.seconds, sr)
+    model = load_model(args.model) if args.model.exists() else EchoCanceller()
+    model.eval()
+    rows = []
+
+    def net_run() -> list[float]:
+        stream = model.open_stream()
+        return _per_frame(lambda m, r: stream.process(torch.from_numpy(m), torch.from_numpy(r)),
+                          mic, ref, model.hop_length)
+
+    systems = [(f"network ({model.num_parameters() / 1e3:.0f}K params), process() per hop",
+                model.hop_length, net_run)]
+    if speexdsp_available():
+        for pp in (False, True):
+            def speex_run(pp: bool = pp) -> list[float]:
+                aec = SpeexEchoCanceller(sr, 160, 4000, preprocess=pp)
+                return _per_frame(aec.process, mic, ref, 160)
+            systems.append((f"speexdsp AEC{' + preprocess' if pp else ''}", 160, speex_run))
+    else:
+        print(f"skipping speexdsp: {SPEEXDSP_MISSING}")
+
+    def pb_run() -> list[float]:
+        t0 = time.perf_counter()
+        pbfdaf(mic, ref)
+        n = len(mic) // 256
+        return [(time.perf_counter() - t0) / n] * n
+    systems.append(("PBFDAF (ours, numpy), 4096 taps", 256, pb_run))
+
+    for name, frame, fn in systems:
+        fn()  # warm-up (allocations, caches)
+        per = []
+        for _ in range(args.repeats):
+            per += fn()
+        mean = statistics.fmean(per)
+        p95 = sorted(per)[int(0.95 * (len(per) - 1))]
+        rows.append((name, 1000 * frame / sr, 1e6 * mean, 1e6 * p95, frame / sr / mean))
+    print(f"one thread, {platform.processor() or platform.machine()}, torch {torch.__version__}; "
+          f"{args.seconds:.0f} s of audio x {args.repeats}; algorithmic latency of the network "
+          f"{model.algorithmic_latency_ms:.0f} ms (one {model.config.stft.n_fft}-sample frame)\n")
+    print("| system | frame (ms) | mean per frame (us) | p95 (us) | real-time factor |")
+    print("|---|---|---|---|---|")
+    for name, ms, mean_us, p95_us, rtf in rows:
+        print(f"| {name} | {ms:.0f} | {mean_us:.0f} | {p95_us:.0f} | {rtf:.1f}x |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
