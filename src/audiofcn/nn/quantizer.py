@@ -72,8 +72,24 @@ class EMAVectorQuantizer(nn.Module):
         self.register_buffer("initialized", torch.zeros((), dtype=torch.bool))
         self.register_buffer("codebook", torch.randn(codebook_size, dim) * 0.1)
         self.register_buffer("cluster_size", torch.zeros(codebook_size))
-        self.register_buffer("embed_sum", self.codebook.clone())
+        # EMA of the summed vectors per code. Not saved: after every update it equals
+        # codebook * smoothed(cluster_size), so it is rebuilt on load (keeps files small).
+        self.register_buffer("embed_sum", self.codebook.clone(), persistent=False)
         self.last_replaced = 0  # dead codes replaced at the last update (for logs and tests)
+
+    def _smoothed_sizes(self) -> torch.Tensor:
+        # Laplace smoothing keeps rarely used codes from dividing by ~0.
+        total = self.cluster_size.sum()
+        return (self.cluster_size + self.eps) / (total + self.codebook_size * self.eps) * total
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):  # noqa: ANN001
+        legacy = state_dict.pop(prefix + "embed_sum", None)  # files written before it was dropped
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+        with torch.no_grad():
+            if legacy is not None:
+                self.embed_sum.copy_(legacy)
+            else:
+                self.embed_sum.copy_(self.codebook * self._smoothed_sizes()[:, None])
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """Nearest code of each row of ``x`` ``(N, dim)`` -> ``(N,)`` int64."""
@@ -107,10 +123,7 @@ class EMAVectorQuantizer(nn.Module):
             torch.distributed.all_reduce(sums)
         self.cluster_size.mul_(self.decay).add_(onehot_counts, alpha=1 - self.decay)
         self.embed_sum.mul_(self.decay).add_(sums, alpha=1 - self.decay)
-        # Laplace smoothing keeps rarely used codes from dividing by ~0.
-        total = self.cluster_size.sum()
-        smoothed = (self.cluster_size + self.eps) / (total + self.codebook_size * self.eps) * total
-        self.codebook.copy_(self.embed_sum / smoothed[:, None])
+        self.codebook.copy_(self.embed_sum / self._smoothed_sizes()[:, None])
         self.replace_dead(x)
 
     @torch.no_grad()
