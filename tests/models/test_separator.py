@@ -128,7 +128,7 @@ def test_few_steps_lower_ibm_loss(kind: str) -> None:
         opt.zero_grad()
         loss.backward()
         opt.step()
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
     assert 0.0 <= logs["pixel_accuracy"] <= 1.0
     assert all(map(math.isfinite, losses))
     assert np.mean(losses[-3:]) < 0.9 * losses[0]
@@ -148,7 +148,7 @@ def test_autoencoder_pretraining_lowers_loss() -> None:
         opt.zero_grad()
         loss.backward()
         opt.step()
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
     assert np.mean(losses[-3:]) < 0.85 * losses[0]
 
 
