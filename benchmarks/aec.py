@@ -8,12 +8,14 @@ call does: the network through ``EchoCanceller.process`` (one 10 ms hop per call
 carried), speexdsp's echo canceller (10 ms frames, with and without its preprocessor; skipped
 with a message when libspeexdsp is missing: ``apt-get install libspeexdsp1``) and our PBFDAF
 (16 ms blocks, whole signal). Real-time factor = seconds of audio per second of compute
-(> 1 is faster than real time). Prints a markdown table.
+(> 1 is faster than real time), from the median and from the mean time per frame (the mean
+includes preemption by other processes on a shared machine). Prints a markdown table.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import statistics
 import time
@@ -93,16 +95,21 @@ def main(argv: list[str] | None = None) -> int:
         per = []
         for _ in range(args.repeats):
             per += fn()
-        mean = statistics.fmean(per)
+        mean, median = statistics.fmean(per), statistics.median(per)
         p95 = sorted(per)[int(0.95 * (len(per) - 1))]
-        rows.append((name, 1000 * frame / sr, 1e6 * mean, 1e6 * p95, frame / sr / mean))
+        rows.append((name, 1000 * frame / sr, 1e6 * median, 1e6 * p95, frame / sr / median,
+                     frame / sr / mean))
     print(f"one thread, {platform.processor() or platform.machine()}, torch {torch.__version__}; "
           f"{args.seconds:.0f} s of audio x {args.repeats}; algorithmic latency of the network "
           f"{model.algorithmic_latency_ms:.0f} ms (one {model.config.stft.n_fft}-sample frame)\n")
-    print("| system | frame (ms) | mean per frame (us) | p95 (us) | real-time factor |")
-    print("|---|---|---|---|---|")
-    for name, ms, mean_us, p95_us, rtf in rows:
-        print(f"| {name} | {ms:.0f} | {mean_us:.0f} | {p95_us:.0f} | {rtf:.1f}x |")
+    print(f"machine load average while measuring: {os.getloadavg()[0]:.1f} "
+          f"on {os.cpu_count()} CPUs (timings of a shared machine inflate with it)\n")
+    print("| system | frame (ms) | median per frame (us) | p95 (us) | real-time factor "
+          "(median) | real-time factor (mean) |")
+    print("|---|---|---|---|---|---|")
+    for name, ms, med_us, p95_us, rtf, rtf_mean in rows:
+        print(f"| {name} | {ms:.0f} | {med_us:.0f} | {p95_us:.0f} | {rtf:.1f}x | "
+              f"{rtf_mean:.1f}x |")
     return 0
 
 

@@ -5,6 +5,8 @@
         --data runs/aec/data --out runs/aec/default
     python recipes/aec/train.py --config recipes/aec/configs/echo_only.json \
         --data runs/aec/data --out runs/aec/echo_only          # ablation: echo mask only
+    python recipes/aec/train.py --config recipes/aec/configs/finetune.json \
+        --init runs/aec/default/best.safetensors --out runs/aec/finetune   # second phase
 
 Examples are simulated on the fly (seeded) from the training talkers, noises and impulse
 responses that ``prepare.py`` listed; validation uses the validation talker. Checkpoints
@@ -63,8 +65,11 @@ def load_pools(root: Path, data: Path, measured_rir_repeat: int) -> tuple[Pools,
     return train, valid
 
 
-def build(cfg: dict[str, Any], train_pools: Pools, valid_pools: Pools, out: str) -> Trainer:
+def build(cfg: dict[str, Any], train_pools: Pools, valid_pools: Pools, out: str,
+          init: Path | None = None) -> Trainer:
     model = EchoCanceller(config_from_dict(EchoCancellerConfig, cfg["model"]))
+    if init is not None:  # fine-tune: start from another run's weights (same config)
+        model.load_state_dict(EchoCanceller.from_pretrained(init).state_dict())
     d = cfg["data"]
     sim = AECSimConfig(sample_rate=model.config.sample_rate, duration=d["duration"])
     tcfg = TrainConfig(**{**cfg["train"], "out_dir": out})
@@ -73,7 +78,7 @@ def build(cfg: dict[str, Any], train_pools: Pools, valid_pools: Pools, out: str)
         return AECSimDataset(n, seed, pools["speech"], pools["speech"], pools["noise"],
                              pools["rirs"], sim, simulate_rooms=False)
 
-    train = dataset(train_pools, d["train_items"], seed=tcfg.seed)
+    train = dataset(train_pools, d["train_items"], seed=tcfg.seed * 1_000_003)
     valid = dataset(valid_pools, d["valid_items"], seed=10_000_000)
     return Trainer(model, EchoCancellerTask(), train, valid, tcfg)
 
@@ -87,13 +92,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default="runs/aec/default")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--epochs", type=int, help="override the config's epochs")
+    ap.add_argument("--init", type=Path, help="start from these weights (fine-tuning)")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     cfg = json.loads(args.config.read_text())
     if args.epochs:
         cfg["train"]["epochs"] = args.epochs
     train, valid = load_pools(args.data_root, args.data, cfg["data"]["measured_rir_repeat"])
-    trainer = build(cfg, train, valid, args.out)
+    trainer = build(cfg, train, valid, args.out, args.init)
     print(f"{trainer.model.num_parameters()} parameters, {len(train['speech'])} training "
           f"utterances, {len(train['rirs'])} impulse responses", flush=True)
     history = trainer.fit()

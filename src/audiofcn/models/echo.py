@@ -81,9 +81,11 @@ class _MaskDecoder(nn.Module):
                                                    padding_freq=3, output_padding=outpad))
             self.acts.append(ComplexBNAct(out) if i > 1 else nn.Identity())
 
-    def forward(self, h: torch.Tensor, skips: list[torch.Tensor]) -> torch.Tensor:
+    def forward(self, h: torch.Tensor, skips: list[torch.Tensor],
+                state: dict[Any, Any] | None = None) -> torch.Tensor:
         # h: (B, 2*bottleneck, 1, T); skips: encoder outputs, deepest first
-        h = self.unfold_act(self.unfold(h))
+        h = self.unfold_act(self.unfold(h) if state is None else
+                            self.unfold.forward_stream(h, state))
         b, _, _, t = h.shape
         h = h.reshape(b, 2 * self.channels, self.freqs, t) + skips[0]
         for i, (up, act) in enumerate(zip(self.ups, self.acts, strict=True)):
@@ -169,15 +171,15 @@ class EchoCanceller(PretrainedModel):
             skips.append(h)
         b, _, _, t = h.shape  # (B, 2*C, F', T) -> (B, 2*C*F', 1, T): real parts stay first
         h = h.reshape(b, 2 * self.folded, 1, t)
-        h = self.fold_act(self.fold(h))
+        h = self.fold_act(self.fold(h) if state is None else self.fold.forward_stream(h, state))
         for block in self.blocks:
             h = block(h) if state is None else block.forward_stream(h, state)
         skips = skips[::-1]  # deepest first
         out: dict[str, torch.Tensor] = {}
-        out["echo_mask"] = bounded_complex_mask(self.decoders["echo"](h, skips))
+        out["echo_mask"] = bounded_complex_mask(self.decoders["echo"](h, skips, state))
         out["near_noisy"] = out["echo_mask"] * mic_spec
         if "noise" in self.decoders:
-            out["noise_mask"] = bounded_complex_mask(self.decoders["noise"](h, skips))
+            out["noise_mask"] = bounded_complex_mask(self.decoders["noise"](h, skips, state))
             out["near"] = out["noise_mask"] * out["near_noisy"]
         else:
             out["near"] = out["near_noisy"]

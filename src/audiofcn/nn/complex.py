@@ -111,6 +111,8 @@ class ComplexConv2d(nn.Module):
     def forward_stream(self, x: torch.Tensor, state: StreamState) -> torch.Tensor:
         """``x``: the next ``n >= 1`` frames ``(batch, 2*in, F, n)``; returns ``n`` frames."""
         if self.context == 0:
+            if x.shape[-2] == 1 and self.kernel_size[0] == 1 and not torch.is_grad_enabled():
+                return self._time_only(x, x.shape[-1])  # a 1x1 conv on one bin: a matmul
             return self._conv(x)
         buf = state.get(self)
         if buf is None:  # the zeros that forward() pads with
