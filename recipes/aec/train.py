@@ -80,7 +80,7 @@ def build(cfg: dict[str, Any], train_pools: Pools, valid_pools: Pools, out: str,
 
     train = dataset(train_pools, d["train_items"], seed=tcfg.seed * 1_000_003)
     valid = dataset(valid_pools, d["valid_items"], seed=10_000_000)
-    return Trainer(model, EchoCancellerTask(), train, valid, tcfg)
+    return Trainer(model, EchoCancellerTask(**cfg.get("task", {})), train, valid, tcfg)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -127,3 +127,16 @@ def test_a_few_steps_lower_the_loss():
         opt.step()
         losses.append(float(loss))
     assert losses[-1] < 0.7 * losses[0]
+
+
+def test_asymmetric_loss_penalises_suppression_more():
+    from audiofcn.models.echo import compressed_spectral_loss
+
+    ref = torch.randn(1, 9, 7, dtype=torch.complex64)
+    under, over = 0.5 * ref, 1.5 * ref
+    sym = compressed_spectral_loss(under, ref), compressed_spectral_loss(over, ref)
+    asym = (compressed_spectral_loss(under, ref, asymmetric=1.0),
+            compressed_spectral_loss(over, ref, asymmetric=1.0))
+    assert asym[1] == sym[1]  # over-estimates are not penalised extra
+    assert asym[0] > sym[0]
+    assert compressed_spectral_loss(ref, ref, asymmetric=1.0) < 1e-10

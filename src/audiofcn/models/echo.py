@@ -278,18 +278,24 @@ class EchoStream:
 
 
 def compressed_spectral_loss(est: torch.Tensor, ref: torch.Tensor, c: float = 0.3,
-                             alpha: float = 0.3) -> torch.Tensor:
+                             alpha: float = 0.3, asymmetric: float = 0.0) -> torch.Tensor:
     """Power-law compressed spectral MSE: ``(1-alpha)`` magnitude term + ``alpha`` complex term.
 
     Compression (``|X|^c`` with the phase kept) balances loud and quiet bins, so residual echo
-    in quiet near-end pauses costs as much as distortion of loud speech. Complex
-    ``(batch, F, T)`` in, scalar out.
+    in quiet near-end pauses costs as much as distortion of loud speech. ``asymmetric`` adds
+    that weight times the squared magnitude *deficit* (estimate below target): suppressed
+    near-end speech then costs more than the same amount of residual, which counters the
+    over-suppression a mask network learns in double talk. Complex ``(batch, F, T)`` in,
+    scalar out.
     """
     em, rm = est.abs().clamp_min(1e-8), ref.abs().clamp_min(1e-8)
     ec, rc = em.pow(c), rm.pow(c)
     mag = (ec - rc).square().mean()
     cplx = (est * (ec / em) - ref * (rc / rm)).abs().square().mean()
-    return (1 - alpha) * mag + alpha * cplx
+    loss = (1 - alpha) * mag + alpha * cplx
+    if asymmetric:
+        loss = loss + asymmetric * torch.relu(rc - ec).square().mean()
+    return loss
 
 
 class EchoCancellerTask:
@@ -298,20 +304,22 @@ class EchoCancellerTask:
     Batches are dicts of ``(batch, time)`` waveforms: ``mic``, ``ref``, ``near`` (clean near-end
     at the microphone) and ``noise``. Dual mask: loss on the final estimate against ``near``
     plus ``stage_weight`` times the loss of the echo-stage estimate against ``near + noise``.
-    Echo-only: the echo-stage loss alone (AEC without NS).
+    Echo-only: the echo-stage loss alone (AEC without NS). ``asymmetric``: see
+    :func:`compressed_spectral_loss`.
     """
 
-    def __init__(self, stage_weight: float = 0.5) -> None:
+    def __init__(self, stage_weight: float = 0.5, asymmetric: float = 0.0) -> None:
         self.stage_weight = stage_weight
+        self.asymmetric = asymmetric
 
     def _losses(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> dict[str, Any]:
         core = model.module if hasattr(model, "module") else model  # DDP wrapper
         mic, ref = core.stft(batch["mic"]), core.stft(batch["ref"])
         out = model(mic, ref)
         near, noisy = core.stft(batch["near"]), core.stft(batch["near"] + batch["noise"])
-        stage = compressed_spectral_loss(out["near_noisy"], noisy)
+        stage = compressed_spectral_loss(out["near_noisy"], noisy, asymmetric=self.asymmetric)
         if "noise_mask" in out:
-            final = compressed_spectral_loss(out["near"], near)
+            final = compressed_spectral_loss(out["near"], near, asymmetric=self.asymmetric)
             loss = final + self.stage_weight * stage
         else:
             final, loss = stage, stage
