@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
         cfg["train"]["epochs"] = args.epochs
     trainer = build(cfg, args.data, args.out)
     history = trainer.fit()
-    if history:
+    if history and trainer.ctx.is_main:
         print(json.dumps(history[-1]))
     return 0
 

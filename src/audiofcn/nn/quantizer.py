@@ -130,8 +130,13 @@ class EMAVectorQuantizer(nn.Module):
     def replace_dead(self, x: torch.Tensor) -> int:
         dead = self.cluster_size < self.dead_threshold
         n_dead = int(dead.sum())
-        self.last_replaced = n_dead
-        if n_dead == 0 or x.shape[0] == 0:
+        rows = x.shape[0]
+        if _dist_ready():  # every rank must take the same branch (collectives below)
+            t = torch.tensor([rows], device=x.device)
+            torch.distributed.all_reduce(t, op=torch.distributed.ReduceOp.MIN)
+            rows = int(t)
+        self.last_replaced = n_dead if rows else 0
+        if n_dead == 0 or rows == 0:
             return 0
         pick = torch.randint(x.shape[0], (n_dead,), device=x.device)
         fresh = x[pick]
@@ -202,11 +207,20 @@ class ResidualVectorQuantizer(nn.Module):
         quantized = torch.zeros_like(flat)
         codes = torch.full((b * t, self.num_quantizers), -1, dtype=torch.long, device=z.device)
         perplexities, usages = [], []
-        for i, layer in enumerate(self.layers[: int(n_q.max())]):
+        n_layers = int(n_q.max())
+        if self.training and _dist_ready():
+            # Ranks draw different n_q: all run the same layers so the collectives inside the
+            # EMA updates match (a layer no local example uses gets an empty update).
+            most = torch.tensor([n_layers], device=z.device)
+            torch.distributed.all_reduce(most, op=torch.distributed.ReduceOp.MAX)
+            n_layers = int(most)
+        for i, layer in enumerate(self.layers[:n_layers]):
             active = active_rows > i
             x_act = residual[active].detach()
             if self.training and not bool(layer.initialized):
-                layer.init_kmeans(x_act)
+                # Rank 0's centroids are broadcast; a rank without active frames still needs
+                # some data to run k-means on.
+                layer.init_kmeans(x_act if x_act.shape[0] else residual.detach())
             code = layer.encode(residual.detach())
             q = layer.decode(code) * active[:, None].to(flat.dtype)
             if self.training:  # EMA step after quantizing with the current codebook
@@ -223,7 +237,7 @@ class ResidualVectorQuantizer(nn.Module):
         # Straight-through: forward uses the quantized vectors, backward the identity.
         out = flat + (quantized - flat).detach()
         out = out.reshape(b, t, d).permute(0, 2, 1)
-        codes = codes.reshape(b, t, self.num_quantizers).permute(0, 2, 1)[:, : int(n_q.max())]
+        codes = codes.reshape(b, t, self.num_quantizers).permute(0, 2, 1)[:, :n_layers]
         return RVQOutput(out, codes, n_q, commit, torch.stack(perplexities), torch.stack(usages))
 
     @torch.no_grad()
