@@ -79,10 +79,12 @@ def decode_codes(model: SoundStream, header: CodecHeader, codes: np.ndarray,
 def encode_file(src: str | os.PathLike[str], dst: str | os.PathLike[str], kbps: float,
                 model: SoundStream, denoise: bool = False) -> tuple[CodecHeader, int]:
     """Encode an audio file to ``.afc``; returns (header, file size in bytes)."""
-    from audiofcn.io import load_audio
+    from audiofcn.io import AudioError, load_audio
 
     n_q = model.n_q_for_kbps(kbps)
     audio, _ = load_audio(src, sr=model.config.sample_rate, mono=True)
+    if audio.numel() == 0:
+        raise AudioError(src, "no audio samples to encode")
     header, codes = encode_audio(model, audio, n_q, denoise)
     return header, write_afc(dst, header, codes)
 
