@@ -91,16 +91,21 @@ def ann_table(args: argparse.Namespace) -> None:
           f"{index_bytes(flat) / 2**20:.0f} | 1.000 | {flat_ms:.2f} | 1.0x |", flush=True)
     del flat
     for kind in args.kinds.split(","):
-        params = IndexParams(kind, nlist=args.nlist, refine_factor=args.refine)
+        params = IndexParams(kind, nlist=args.nlist)
         t0 = time.process_time()
         index = build_index(x, ids, params)
         build_s = time.process_time() - t0
         mem = index_bytes(index) / 2**20
-        sweep = [int(v) for v in (args.nprobe if kind == "ivfpq" else args.ef).split(",")]
-        for v in sweep:
+        if kind == "ivfpq":
+            nlist = faiss.extract_index_ivf(faiss.downcast_index(index.index).base_index).nlist
+            sweep = [(int(p), int(r)) for r in args.refine.split(",")
+                     for p in args.nprobe.split(",")]
+        else:
+            sweep = [(int(v), 0) for v in args.ef.split(",")]
+        for v, rf in sweep:
             if kind == "ivfpq":
-                params.nprobe = v
-                label = f"nlist={faiss.extract_index_ivf(faiss.downcast_index(index.index).base_index).nlist}, nprobe={v}, refine x{args.refine}"  # noqa: E501
+                params.nprobe, params.refine_factor = v, rf
+                label = f"nlist={nlist}, PQ{args.d // 4}x8, nprobe={v}, re-rank {rf}k exact"
             else:
                 params.ef_search = v
                 label = f"M={params.hnsw_m}, efSearch={v}"
@@ -161,9 +166,9 @@ def main() -> int:
     ap.add_argument("-k", type=int, default=10)
     ap.add_argument("--kinds", default="ivfpq", help="comma list of ivfpq,hnsw")
     ap.add_argument("--nlist", type=int, default=None, help="IVF lists (default ≈ √n)")
-    ap.add_argument("--nprobe", default="8,16,32,64")
+    ap.add_argument("--nprobe", default="8,16,32")
     ap.add_argument("--ef", default="32,64,128")
-    ap.add_argument("--refine", type=int, default=8)
+    ap.add_argument("--refine", default="8,32", help="exact re-ranking factors (x k)")
     ap.add_argument("--tp-files", type=int, default=4)
     ap.add_argument("--skip-throughput", action="store_true")
     args = ap.parse_args()

@@ -108,11 +108,12 @@ def mfcc_embedder(segment_seconds: float, hop_seconds: float) -> SegmentEmbedder
     return SegmentEmbedder(embed, SR, segment_seconds, hop_seconds)
 
 
-def make_queries(items: list[Item], n: int, seed: int) -> list[tuple[int, torch.Tensor]]:
+def make_queries(items: list[Item], n: int, seed: int, augment: AugmentConfig = EVAL_AUGMENT
+                 ) -> list[tuple[int, torch.Tensor]]:
     """``n`` (source index, transformed excerpt) pairs; same for every system."""
     rng = np.random.default_rng(seed)
     g = torch.Generator().manual_seed(seed)
-    aug = MusicAugment(EVAL_AUGMENT)
+    aug = MusicAugment(augment)
     picks = rng.choice(len(items), size=min(n, len(items)), replace=False)
     out = []
     for i in picks:
@@ -127,36 +128,54 @@ def make_queries(items: list[Item], n: int, seed: int) -> list[tuple[int, torch.
     return out
 
 
-def evaluate_system(embedder: SegmentEmbedder, items: list[Item],
-                    queries: list[tuple[int, torch.Tensor]], zscore: bool) -> dict[str, float]:
-    cat = [embedder.embed_audio(w).embeddings for _, w, _ in items]
-    owner = np.concatenate([np.full(len(c), i) for i, c in enumerate(cat)])
-    C = np.concatenate(cat)
-    qs = [embedder.embed_audio(q).embeddings for _, q in queries]
-    if zscore:  # MFCC statistics: standardise each dimension with catalog statistics
-        mu, sd = C.mean(0), C.std(0) + 1e-6
-        C = (C - mu) / sd
-        qs = [(q - mu) / sd for q in qs]
-    C = C / np.linalg.norm(C, axis=1, keepdims=True)
-    groups = np.array([g for _, _, g in items])
-    hits1, hits10, aps, src1, src10 = [], [], [], [], []
-    for (src, _), q in zip(queries, qs, strict=True):
-        q = q / np.linalg.norm(q, axis=1, keepdims=True)
-        seg_scores = (q @ C.T).max(0)  # best query segment per catalog segment
-        item_scores = np.full(len(items), -np.inf)
-        np.maximum.at(item_scores, owner, seg_scores)
-        order = np.argsort(-item_scores, kind="stable")
-        rel = groups[order] == groups[src]
-        hits1.append(rel[0])
-        hits10.append(rel[:10].any())
-        ranks = np.flatnonzero(rel) + 1
-        aps.append(np.mean(np.arange(1, len(ranks) + 1) / ranks))
-        pos = int(np.flatnonzero(order == src)[0])
-        src1.append(pos == 0)
-        src10.append(pos < 10)
-    return {"hit@1": float(np.mean(hits1)), "hit@10": float(np.mean(hits10)),
-            "mAP": float(np.mean(aps)), "src@1": float(np.mean(src1)),
-            "src@10": float(np.mean(src10))}
+class SystemIndex:
+    """One system's catalog: segment embeddings of every item (z-scored for MFCC)."""
+
+    def __init__(self, embedder: SegmentEmbedder, items: list[Item], zscore: bool) -> None:
+        self.embedder, self.zscore = embedder, zscore
+        cat = [embedder.embed_audio(w).embeddings for _, w, _ in items]
+        self.owner = np.concatenate([np.full(len(c), i) for i, c in enumerate(cat)])
+        C = np.concatenate(cat)
+        # MFCC statistics: standardise each dimension with catalog statistics.
+        self.mu, self.sd = (C.mean(0), C.std(0) + 1e-6) if zscore else (0.0, 1.0)
+        C = (C - self.mu) / self.sd
+        self.C = C / np.linalg.norm(C, axis=1, keepdims=True)
+        self.groups = np.array([g for _, _, g in items])
+
+    def evaluate(self, queries: list[tuple[int, torch.Tensor]]) -> dict[str, float]:
+        hits1, hits10, aps, src1, src10 = [], [], [], [], []
+        for src, wave in queries:
+            q = (self.embedder.embed_audio(wave).embeddings - self.mu) / self.sd
+            q = q / np.linalg.norm(q, axis=1, keepdims=True)
+            seg_scores = (q @ self.C.T).max(0)  # best query segment per catalog segment
+            item_scores = np.full(len(self.groups), -np.inf)
+            np.maximum.at(item_scores, self.owner, seg_scores)
+            order = np.argsort(-item_scores, kind="stable")
+            rel = self.groups[order] == self.groups[src]
+            hits1.append(rel[0])
+            hits10.append(rel[:10].any())
+            ranks = np.flatnonzero(rel) + 1
+            aps.append(np.mean(np.arange(1, len(ranks) + 1) / ranks))
+            pos = int(np.flatnonzero(order == src)[0])
+            src1.append(pos == 0)
+            src10.append(pos < 10)
+        return {"hit@1": float(np.mean(hits1)), "hit@10": float(np.mean(hits10)),
+                "mAP": float(np.mean(aps)), "src@1": float(np.mean(src1)),
+                "src@10": float(np.mean(src10))}
+
+
+SINGLE = {  # one transformation at a time, at evaluation strength (--per-transform)
+    "pitch": dict(p_pitch=1.0), "stretch": dict(p_stretch=1.0), "eq+filter":
+    dict(p_eq=1.0, p_filter=1.0), "reverb": dict(p_reverb=1.0), "mix": dict(p_mix=1.0),
+    "noise": dict(p_noise=1.0), "opus": dict(p_codec=1.0)}
+
+
+def single_transform_queries(items: list[Item], n: int, seed: int, name: str
+                             ) -> list[tuple[int, torch.Tensor]]:
+    off = {k: 0.0 for k in ("p_pitch", "p_stretch", "p_eq", "p_filter", "p_reverb", "p_mix",
+                            "p_noise", "p_codec")}
+    cfg = AugmentConfig(**{**EVAL_AUGMENT.__dict__, **off, **SINGLE[name]})
+    return make_queries(items, n, seed, cfg)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -170,6 +189,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--limit", type=int, default=None, help="catalog items per dataset")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--per-transform", default="",
+                    help="datasets (comma list) to also score one transformation at a time")
+    ap.add_argument("--per-transform-queries", type=int, default=60)
     ap.add_argument("--out", type=Path, default=Path("runs/similarity/eval.json"))
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -196,7 +218,8 @@ def main(argv: list[str] | None = None) -> int:
         else:
             raise SystemExit(f"unknown dataset {name!r}")
         queries = make_queries(items, args.n_queries, args.seed)
-        rows = {s: evaluate_system(e, items, queries, z) for s, (e, z) in systems.items()}
+        indexes = {s: SystemIndex(e, items, z) for s, (e, z) in systems.items()}
+        rows = {s: ix.evaluate(queries) for s, ix in indexes.items()}
         n_groups = len({g for _, _, g in items})
         report["datasets"][name] = {"items": len(items), "groups": n_groups,
                                     "queries": len(queries), "systems": rows,
@@ -208,6 +231,17 @@ def main(argv: list[str] | None = None) -> int:
             print(f"| {s} | " + " | ".join(f"{m[k]:.3f}" for k in
                                             ("hit@1", "hit@10", "mAP", "src@1", "src@10"))
                   + " |", flush=True)
+        if args.per_transform and name in args.per_transform.split(","):
+            per = {}
+            print("\nhit@1 / hit@10 with one transformation at a time\n| transformation | "
+                  + " | ".join(systems) + " |\n|---|" + "---|" * len(systems))
+            for t in SINGLE:
+                qs = single_transform_queries(items, args.per_transform_queries, args.seed, t)
+                per[t] = {s: ix.evaluate(qs) for s, ix in indexes.items()}
+                cells = [f"{per[t][s]['hit@1']:.2f} / {per[t][s]['hit@10']:.2f}"
+                         for s in systems]
+                print(f"| {t} | " + " | ".join(cells) + " |", flush=True)
+            report["datasets"][name]["per_transform"] = per
     args.out.parent.mkdir(parents=True, exist_ok=True)
     tmp = args.out.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(report, indent=2, default=str))

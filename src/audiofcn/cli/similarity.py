@@ -224,9 +224,12 @@ def similarity_step(out: Path, catalog: Path) -> str:
         q = T.codec(q, sr, 16.0)
         save_audio(out / "similarity_query.wav", q / q.abs().max().clamp_min(1.0), sr)
         res = cat.search_file(out / "similarity_query.wav", k=5)
+    names = [Path(r.path).name for r in res]
+    src_name = Path(src.path).name
+    rank = f"source ranked #{names.index(src_name) + 1}" if src_name in names else \
+        "source not in the top 5"
     top = res[0]
-    hit = "found" if Path(top.path).name == Path(src.path).name else "MISSED"
     return (f"indexed {len(rep.added)} songs ({rep.segments} segments) -> {db}; "
-            f"pitch-shifted+EQ+noise+codec excerpt of {Path(src.path).name} [2.0-5.5 s]: "
-            f"{hit}, top hit {Path(top.path).name} at {top.segments[0].start:.1f}-"
-            f"{top.segments[0].end:.1f} s (score {top.score:.3f})")
+            f"pitch-shifted+EQ+noise+codec excerpt of {src_name} [2.0-5.5 s]: {rank}; "
+            f"top hit {names[0]} at {top.segments[0].start:.1f}-{top.segments[0].end:.1f} s "
+            f"(score {top.score:.3f})")

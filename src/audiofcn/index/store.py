@@ -59,7 +59,7 @@ class IndexParams:
     nlist: int | None = None  # IVF lists; None: 4·√N rounded to a power of two
     pq_m: int | None = None  # PQ sub-quantisers; None: d/4
     nprobe: int = 16
-    refine_factor: int = 8  # exact re-ranking of k·refine_factor PQ candidates
+    refine_factor: int = 32  # exact re-ranking of k·refine_factor PQ candidates
     hnsw_m: int = 32
     ef_construction: int = 64
     ef_search: int = 128
