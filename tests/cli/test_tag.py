@@ -101,3 +101,18 @@ def test_models_lists_architectures_with_parameter_counts(capsys):
     assert {"fcn4", "fcn5", "fcn6", "fcn7"} <= {v for m, v in rows if m == "fcn"}
     assert main(["models"]) == 0
     assert "| samplecnn |" in capsys.readouterr().out
+
+
+def test_shipped_default_tagger_loads_and_tags(tmp_path):
+    from audiofcn.cli.tag import DEFAULT_TAGGER, load_tagger, shipped_taggers
+
+    path = shipped_taggers()[DEFAULT_TAGGER]
+    assert path.stat().st_size < 5 * 2**20  # "a few MB" at most
+    model = load_tagger(DEFAULT_TAGGER)
+    assert {"drums", "bass", "piano", "vocals"} <= set(model.config.labels)
+    assert model.config.multi_label and not model.training
+    save_audio(tmp_path / "x.wav", torch.randn(16000 * 4) * 0.1, 16000)
+    assert main(["tag", str(tmp_path / "x.wav"), "--out", str(tmp_path / "t.json"),
+                 "--no-progress"]) == 0
+    track = json.loads((tmp_path / "t.json").read_text())["tracks"][0]
+    assert set(track["scores"]) == set(model.config.labels)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 DEMO_STEPS = [
     "audiofcn.cli.demo:logmel_step",
+    "audiofcn.cli.tag:demo_step",
     "audiofcn.cli.separate:demo_step",
 ]
 
