@@ -97,7 +97,7 @@ def spectrogram_png(path: Path, clips: dict[str, np.ndarray], sr: int) -> None:
         ax.set_title(name, fontsize=9)
     np.atleast_1d(axes)[-1].set_xlabel("time (s)")
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    fig.savefig(path, dpi=72)
     plt.close(fig)
 
 

@@ -16,6 +16,7 @@ DEMO_STEPS = [
     "audiofcn.cli.demo:logmel_step",
     "audiofcn.cli.tag:demo_step",
     "audiofcn.cli.separate:demo_step",
+    "audiofcn.cli.aec:demo_step",
 ]
 
 
