@@ -114,6 +114,29 @@ def evaluate(manifest: Path, systems: dict[str, str], out: Path, split: str = "t
     return report
 
 
+def tune_threshold(manifest: Path, checkpoint: str, candidates: list[float | None],
+                   split: str = "valid", sr: int = 16000, audio_root: Path | None = None,
+                   patch_hop: int = 1) -> tuple[float | None, dict[str, float]]:
+    """Pick the mask threshold (``None`` = soft mask) on a *validation* split, by the
+    duration-weighted voice SI-SDR (cheap, no BSS-Eval), never on the test split."""
+    from audiofcn.eval.separation import si_sdr
+
+    model = load_separator(checkpoint)
+    clips = load_split(manifest, split, sr, None, audio_root)
+    scores: dict[str, float] = {}
+    for thr in candidates:
+        total, weight = 0.0, 0.0
+        for _, v_np, a_np in clips:
+            v, a = torch.from_numpy(v_np), torch.from_numpy(a_np)
+            res = separate(v + a, sr, model, threshold=thr, patch_hop=patch_hop)
+            total += len(v_np) * si_sdr(v, res.vocals[0])
+            weight += len(v_np)
+        scores[str(thr)] = total / weight
+        print(f"[tune {split}] threshold {thr}: voice SI-SDR {scores[str(thr)]:.2f}", flush=True)
+    best = max(candidates, key=lambda t: scores[str(t)])
+    return best, scores
+
+
 def mask_png(clip: tuple, models: dict, path: Path, sr: int) -> Path:
     """Mixture spectrogram, ideal binary mask and each model's soft mask for one clip."""
     import matplotlib
@@ -166,6 +189,9 @@ def main() -> None:
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--split", default="test")
     ap.add_argument("--threshold", type=float, default=None)
+    ap.add_argument("--tune-threshold", action="store_true",
+                    help="choose the threshold (or soft mask) on the valid split for the first "
+                         "--system, then evaluate every system with it")
     ap.add_argument("--wiener", action="store_true")
     ap.add_argument("--patch-hop", type=int, default=1)
     ap.add_argument("--limit", type=int, default=None, help="first N clips only (smoke tests)")
@@ -177,7 +203,13 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     systems = dict(s.split("=", 1) for s in args.system)
-    report = evaluate(args.manifest, systems, args.out, args.split, args.threshold, args.wiener,
+    threshold = args.threshold
+    if args.tune_threshold:
+        threshold, scores = tune_threshold(args.manifest, next(iter(systems.values())),
+                                           [None, 0.15, 0.25, 0.35, 0.5],
+                                           audio_root=args.audio_root, patch_hop=args.patch_hop)
+        print(f"[tune] chosen threshold: {threshold} ({scores})")
+    report = evaluate(args.manifest, systems, args.out, args.split, threshold, args.wiener,
                       args.patch_hop, args.limit, args.png, oracle=not args.no_oracle,
                       audio_root=args.audio_root)
     print(markdown(report))
