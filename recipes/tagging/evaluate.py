@@ -51,6 +51,15 @@ def main(argv: list[str] | None = None) -> int:
     if report["per_tag"]:
         plot_per_tag_auc(report, out / f"report_{args.split}.png",
                          title=f"{report['model']} on {args.split}")
+    if hasattr(model, "attention_maps"):  # Won et al.'s interpretability view
+        from audiofcn.eval.tagging import plot_attention
+        from audiofcn.io import load_audio
+
+        for r in records[:3]:
+            audio, _ = load_audio(r.resolve(root), sr=model.config.sample_rate)
+            stem = Path(r.path).stem
+            plot_attention(model, audio[0], out / f"attention_{stem}.png",
+                           title=f"{stem} (true: {', '.join(r.tags)}) predicted:")
     line = f"{report['model']} {args.split}: {report['n_tracks']} tracks, "
     if report.get("roc_auc_macro") is not None:
         line += (f"ROC-AUC {report['roc_auc_macro']:.4f}, PR-AUC {report['pr_auc_macro']:.4f} "

@@ -70,3 +70,15 @@ def test_track_level_evaluation_averages_chunks(tmp_path):
     assert json.loads(path.read_text())["n_tracks"] == 6
     png = plot_per_tag_auc(rep, tmp_path / "r" / "report.png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_attention_plot(tmp_path):
+    from audiofcn.eval.tagging import plot_attention
+    from audiofcn.models.attention_tagger import SelfAttentionTagger, SelfAttentionTaggerConfig
+
+    cfg = SelfAttentionTaggerConfig(labels=("a", "b"), frontend=LogMelConfig(
+        mel=MelConfig(8000, STFTConfig(256, 128), 16)), input_length=4000,
+        conv_channels=(4, 4), conv_pools=((2, 2), (2, 2)), d_model=8, n_heads=2, ff_dim=16)
+    png = plot_attention(SelfAttentionTagger(cfg), torch.randn(6000) * 0.1,
+                         tmp_path / "att.png", title="x")
+    assert png.read_bytes()[:4] == b"\x89PNG"

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from torch import nn
 
 from audiofcn.io import AudioRecord, atomic_output, load_audio
@@ -146,5 +147,41 @@ def plot_per_tag_auc(report: dict[str, Any], path: str | os.PathLike[str],
     return Path(path)
 
 
-__all__ = ["classification_scores", "evaluate_tagger", "plot_per_tag_auc", "tagging_scores",
-           "write_report"]
+def plot_attention(model: nn.Module, audio: torch.Tensor, path: str | os.PathLike[str],
+                   title: str = "") -> Path:
+    """Log-mel of one chunk with the [CLS] attention over time of a self-attention tagger
+    (last layer, mean over heads) drawn under it; written atomically as PNG.
+
+    ``audio``: ``(time,)`` at the model's rate; the first ``input_length`` samples are used.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    x = audio[: model.config.input_length][None]
+    model.eval()
+    with torch.no_grad():
+        maps, times = model.attention_maps(x)
+        logmel = model.frontend(x)[0]
+        probs = torch.sigmoid(model(x))[0]
+    att = maps[0, -1].mean(0).numpy()
+    top = ", ".join(f"{model.config.labels[i]} {float(probs[i]):.2f}"
+                    for i in probs.argsort(descending=True)[:3])
+    seconds = x.shape[-1] / model.config.sample_rate
+    fig, (a1, a2) = plt.subplots(2, 1, figsize=(8, 4.5), sharex=True,
+                                 gridspec_kw={"height_ratios": [3, 1]})
+    a1.imshow(logmel.numpy(), origin="lower", aspect="auto", cmap="magma",
+              extent=(0, seconds, 0, logmel.shape[0]))
+    a1.set(ylabel="mel bin", title=f"{title} {top}".strip())
+    a2.bar(times.numpy(), att, width=model.seconds_per_token, align="edge")
+    a2.set(xlabel="time (s)", ylabel="[CLS] attention")
+    fig.tight_layout()
+    with atomic_output(path, suffix=".png") as tmp:
+        fig.savefig(tmp, dpi=100, format="png")
+    plt.close(fig)
+    return Path(path)
+
+
+__all__ = ["classification_scores", "evaluate_tagger", "plot_attention", "plot_per_tag_auc",
+           "tagging_scores", "write_report"]
