@@ -17,6 +17,7 @@ DEMO_STEPS = [
     "audiofcn.cli.tag:demo_step",
     "audiofcn.cli.separate:demo_step",
     "audiofcn.cli.aec:demo_step",
+    "audiofcn.cli.similarity:similarity_step",
 ]
 
 
