@@ -77,6 +77,12 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"{args.ref}: {ri.frames} samples but the microphone ({args.mic}) has "
                         f"{mi.frames}; mic and reference must be the same sample-aligned length")
     model = load_canceller(args.model)
+    if args.stream:
+        import torch
+
+        # 10 ms hops are hundreds of tiny kernels: worker threads only add hand-off and spin
+        # time (10x slower on a busy machine), so stream on one thread, as a call would.
+        torch.set_num_threads(1)
     sr = model.config.sample_rate
     mic, file_sr = load_audio(args.mic)
     ref, _ = load_audio(args.ref)
