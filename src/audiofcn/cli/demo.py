@@ -18,6 +18,7 @@ DEMO_STEPS = [
     "audiofcn.cli.separate:demo_step",
     "audiofcn.cli.aec:demo_step",
     "audiofcn.cli.similarity:similarity_step",
+    "audiofcn.cli.codec:codec_step",
 ]
 
 
