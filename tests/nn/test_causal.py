@@ -72,3 +72,15 @@ def test_sequential_stack_streams_exactly() -> None:
 def test_bad_strided_conv_rejected() -> None:
     with pytest.raises(ValueError):
         CausalConv1d(1, 1, 2, stride=4)
+
+
+def test_fast_elu_matches_torch_values_and_gradients() -> None:
+    from audiofcn.nn.causal import elu
+
+    x = torch.linspace(-20, 20, 1001, requires_grad=True)
+    x2 = x.detach().clone().requires_grad_(True)
+    assert torch.allclose(elu(x), torch.nn.functional.elu(x2), atol=1e-6)
+    elu(x).sum().backward()
+    torch.nn.functional.elu(x2).sum().backward()
+    assert torch.isfinite(x.grad).all()
+    assert torch.allclose(x.grad, x2.grad, atol=1e-6)

@@ -22,6 +22,7 @@ from torch import nn
 
 from audiofcn.models.base import PretrainedModel
 from audiofcn.nn.causal import (
+    ELU,
     CausalConv1d,
     CausalConvTranspose1d,
     CausalResidualUnit,
@@ -75,11 +76,11 @@ def soundstream_preset(name: str, **overrides: Any) -> SoundStreamConfig:
 
 def _encoder_block(c_in: int, c_out: int, stride: int) -> list[nn.Module]:
     return [CausalResidualUnit(c_in, d) for d in (1, 3, 9)] + \
-        [nn.ELU(), CausalConv1d(c_in, c_out, 2 * stride, stride=stride)]
+        [ELU(), CausalConv1d(c_in, c_out, 2 * stride, stride=stride)]
 
 
 def _decoder_block(c_in: int, c_out: int, stride: int) -> list[nn.Module]:
-    return [nn.ELU(), CausalConvTranspose1d(c_in, c_out, 2 * stride, stride=stride)] + \
+    return [ELU(), CausalConvTranspose1d(c_in, c_out, 2 * stride, stride=stride)] + \
         [CausalResidualUnit(c_out, d) for d in (1, 3, 9)]
 
 
@@ -103,7 +104,7 @@ class SoundStream(PretrainedModel):
         for s in config.strides:
             enc += _encoder_block(ch, 2 * ch, s)
             ch *= 2
-        enc.append(nn.ELU())
+        enc.append(ELU())
         self.encoder = StreamingSequential(*enc)
         self.film = FiLM(ch, config.num_conditions)
         self.to_embedding = CausalConv1d(ch, config.embedding_dim, 3)
@@ -115,7 +116,7 @@ class SoundStream(PretrainedModel):
         for s in reversed(config.strides):
             dec += _decoder_block(ch, ch // 2, s)
             ch //= 2
-        dec += [nn.ELU(), CausalConv1d(ch, 1, 7)]
+        dec += [ELU(), CausalConv1d(ch, 1, 7)]
         self.decoder = StreamingSequential(*dec)
 
     # --- properties --------------------------------------------------------------------------

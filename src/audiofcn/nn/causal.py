@@ -23,6 +23,23 @@ from torch import nn
 StreamState = dict[Any, Any]
 
 
+def elu(x: torch.Tensor) -> torch.Tensor:
+    """ELU (alpha 1) as ``where(x > 0, x, exp(min(x, 0)) - 1)``.
+
+    Same values as ``F.elu`` to ~1e-7, but ``F.elu`` goes through ``expm1``, which this torch
+    build runs ~10x slower than ``exp`` on CPU: with it the codec decoded 1.6-2x slower. The
+    clamp keeps the unused branch finite, so gradients are exact as well.
+    """
+    return torch.where(x > 0, x, torch.exp(x.clamp_max(0)) - 1)
+
+
+class ELU(nn.Module):
+    """Module form of :func:`elu`."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return elu(x)
+
+
 class CausalConv1d(nn.Conv1d):
     """Conv1d padded on the left only, so output frame ``j`` sees input samples ``<= j*s + s-1``.
 
@@ -138,11 +155,11 @@ class CausalResidualUnit(nn.Module):
         self.conv2 = CausalConv1d(channels, channels, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.conv2(F.elu(self.conv1(F.elu(x))))
+        return x + self.conv2(elu(self.conv1(elu(x))))
 
     def forward_stream(self, x: torch.Tensor, state: StreamState) -> torch.Tensor:
         # Stride 1 everywhere: output length == input length, so the skip lines up.
-        return x + self.conv2.forward_stream(F.elu(self.conv1.forward_stream(F.elu(x), state)),
+        return x + self.conv2.forward_stream(elu(self.conv1.forward_stream(elu(x), state)),
                                              state)
 
 
