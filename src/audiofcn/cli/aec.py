@@ -101,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def demo_step(out: Path, catalog: Path) -> str:
+def aec_step(out: Path, catalog: Path) -> str:
     """Simulate a call from the demo catalog and clean it with the shipped model: 2 s of
     far-end single talk (another song through a synthetic room, clipped loudspeaker), then
     double talk with a song's lead line as the near-end talker. Reports ERLE on the far-end
