@@ -228,6 +228,9 @@ class FCNSeparator(PretrainedModel):
             self.upsample.append(nn.ConvTranspose2d(hi, lo, 2, stride=2))
             self.up.append(_Block(2 * lo, lo, c.kernel, c.se))
         self.head = nn.Conv2d(ch[0], 1, 1)
+        # Channels-last is ~1.5x faster for these few-channel convs on CPU (oneDNN); weights are
+        # saved contiguous by serialize(), so checkpoints do not depend on it.
+        self.to(memory_format=torch.channels_last)
 
     @property
     def multiple(self) -> int:
@@ -240,7 +243,8 @@ class FCNSeparator(PretrainedModel):
         f, t = mag.shape[-2:]
         m = self.multiple
         fp, tp = math.ceil(f / m) * m, math.ceil(t / m) * m
-        x = self.input(F.pad(mag, (0, tp - t, 0, fp - f)))
+        x = self.input(F.pad(mag, (0, tp - t, 0, fp - f))).contiguous(
+            memory_format=torch.channels_last)
         skips = []
         for i, block in enumerate(self.down):
             if i:
