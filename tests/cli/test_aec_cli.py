@@ -70,3 +70,17 @@ def test_aec_cli_errors(files, capsys, problem):
                 "missing": "nope.wav", "model": "checkpoint not found"}[problem]
     assert expected in err
     assert not (d / "out.wav").exists()
+
+
+def test_demo_step_with_shipped_model(tmp_path):
+    from audiofcn.cli.aec import aec_step, default_model_path
+    from audiofcn.data.synth import SynthConfig, synth_catalog
+
+    if not default_model_path().exists():
+        pytest.skip("shipped echo canceller not present")
+    synth_catalog(tmp_path / "cat", 2, seed=0, config=SynthConfig(duration=3.0),
+                  with_stems=True)
+    line = aec_step(tmp_path / "out", tmp_path / "cat")
+    assert "ERLE" in line and "SI-SDR" in line
+    for name in ("mic", "ref", "near", "clean"):
+        assert (tmp_path / "out" / "aec" / f"{name}.wav").exists()
