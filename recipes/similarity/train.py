@@ -5,6 +5,10 @@
         --data runs/similarity/data --out runs/similarity/small
     torchrun --nproc_per_node=2 recipes/similarity/train.py ...   # several processes
 
+    # the shipped model: 6 epochs as above, then 2 epochs with real Opus in the chain
+    python recipes/similarity/train.py --config recipes/similarity/configs/small_opus_ft.json \
+        --init runs/similarity/small/best.safetensors --out runs/similarity/small_opus_ft
+
 Re-running the same command resumes from ``--out/last.pt``.
 """
 
@@ -27,10 +31,14 @@ from audiofcn.models.embedding import EmbeddingConfig, EmbeddingNet  # noqa: E40
 from audiofcn.train import TrainConfig, Trainer  # noqa: E402
 
 
-def build(cfg: dict[str, Any], data: Path, out: str) -> Trainer:
-    mcfg = config_from_dict(EmbeddingConfig, cfg.get("model", {}))
+def build(cfg: dict[str, Any], data: Path, out: str, init: Path | None = None) -> Trainer:
     torch.manual_seed(cfg["train"].get("seed", 0))
-    model = EmbeddingNet(mcfg)
+    if init is not None:  # fine-tune: weights and architecture from a checkpoint
+        model = EmbeddingNet.from_pretrained(init).train()
+        mcfg = model.config
+    else:
+        mcfg = config_from_dict(EmbeddingConfig, cfg.get("model", {}))
+        model = EmbeddingNet(mcfg)
     sr, seg = mcfg.sample_rate, mcfg.segment_samples
     d = cfg.get("data", {})
     tcfg = TrainConfig(**{**cfg["train"], "out_dir": out})
@@ -53,10 +61,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", type=Path, default=Path("runs/similarity/data"))
     ap.add_argument("--out", default="runs/similarity/run")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--init", type=Path, default=None,
+                    help="start from these weights (fine-tuning); the config's model is ignored")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     cfg = json.loads(args.config.read_text())
-    trainer = build(cfg, args.data, args.out)
+    trainer = build(cfg, args.data, args.out, args.init)
     hist = trainer.fit()
     if hist:
         print(json.dumps(hist[-1]))
