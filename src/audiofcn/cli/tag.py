@@ -44,31 +44,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     m.set_defaults(func=run_models)
 
 
-def pretrained_dir() -> Path:
-    return Path(__file__).resolve().parents[1] / "pretrained"
-
-
 def shipped_taggers() -> dict[str, Path]:
-    """Shipped tagger name -> file (``pretrained/tagger_<name>.safetensors``)."""
-    return {f.stem.removeprefix("tagger_"): f
-            for f in sorted(pretrained_dir().glob("tagger_*.safetensors"))}
+    from audiofcn.tagging import shipped_taggers as shipped
+
+    return shipped()
 
 
 def load_tagger(name_or_path: str):
-    """A shipped tagger by name, or any tagger checkpoint by path."""
-    from audiofcn.models import load_model
+    """See :func:`audiofcn.tagging.load_tagger` (errors are one-line ``CheckpointError`` s)."""
+    from audiofcn.tagging import load_tagger as load
 
-    shipped = shipped_taggers()
-    if name_or_path in shipped:
-        return load_model(shipped[name_or_path]).eval()
-    p = Path(name_or_path)
-    if p.suffix == ".safetensors" or p.exists():
-        model = load_model(p).eval()
-        if not hasattr(model.config, "labels"):
-            raise UserError(f"{p}: a {model.model_name!r} model is not a tagger")
-        return model
-    raise UserError(f"unknown tagger {name_or_path!r}; shipped: {sorted(shipped) or 'none'} "
-                    "(or give a .safetensors path)")
+    return load(name_or_path)
 
 
 def _rows(results: list[Any], top: int) -> list[dict[str, Any]]:
