@@ -45,18 +45,9 @@ def speech(root: Path, seconds: float) -> torch.Tensor:
     return x[: int(seconds * 16000)]
 
 
-def timed(fn: Callable[[], object], repeats: int) -> float:
-    fn()  # warm-up (allocations, lazy init)
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
-
-
-def bench_ours(model: SoundStream, audio: torch.Tensor, n_q: int, repeats: int
-               ) -> dict[str, float]:
+def ours_jobs(model: SoundStream, audio: torch.Tensor, n_q: int
+              ) -> tuple[float, dict[str, Callable[[], object]]]:
+    """(audio seconds, {mode: callable}) for offline and 20 ms streaming encode/decode."""
     model.eval()
     x = audio[None, None]
     dur = audio.numel() / model.config.sample_rate
@@ -64,36 +55,52 @@ def bench_ours(model: SoundStream, audio: torch.Tensor, n_q: int, repeats: int
     with torch.inference_mode():
         codes = model.encode(x, n_q)
 
-        def enc_stream() -> None:
-            enc = StreamingEncoder(model, n_q)
-            for i in range(0, x.shape[-1], chunk):
-                enc.push(x[..., i:i + chunk])
-            enc.flush()
+    def enc_stream() -> None:
+        enc = StreamingEncoder(model, n_q)
+        for i in range(0, x.shape[-1], chunk):
+            enc.push(x[..., i:i + chunk])
+        enc.flush()
 
-        def dec_stream() -> None:
-            dec = StreamingDecoder(model)
-            frames_per_chunk = max(1, chunk // model.hop_length)
-            for i in range(0, codes.shape[-1], frames_per_chunk):
-                dec.push(codes[..., i:i + frames_per_chunk])
+    def dec_stream() -> None:
+        dec = StreamingDecoder(model)
+        frames_per_chunk = max(1, chunk // model.hop_length)
+        for i in range(0, codes.shape[-1], frames_per_chunk):
+            dec.push(codes[..., i:i + frames_per_chunk])
 
-        return {"encode": dur / timed(lambda: model.encode(x, n_q), repeats),
-                "decode": dur / timed(lambda: model.decode(codes), repeats),
-                "encode_stream": dur / timed(enc_stream, repeats),
-                "decode_stream": dur / timed(dec_stream, repeats)}
+    return dur, {"encode": lambda: model.encode(x, n_q), "decode": lambda: model.decode(codes),
+                 "encode_stream": enc_stream, "decode_stream": dec_stream}
 
 
-def bench_encodec(audio16: torch.Tensor, repeats: int) -> dict[str, float]:
+def encodec_jobs(audio16: torch.Tensor) -> tuple[float, dict[str, Callable[[], object]]]:
     from encodec import EncodecModel
 
     model = EncodecModel.encodec_model_24khz(pretrained=False)  # random weights, no download
     model.set_target_bandwidth(6.0)
     model.eval()
     x = resample(audio16[None], 16000, 24000)[None]  # (1, 1, T)
-    dur = x.shape[-1] / 24000
     with torch.inference_mode():
         frames = model.encode(x)
-        return {"encode": dur / timed(lambda: model.encode(x), repeats),
-                "decode": dur / timed(lambda: model.decode(frames), repeats)}
+    return x.shape[-1] / 24000, {"encode": lambda: model.encode(x),
+                                 "decode": lambda: model.decode(frames)}
+
+
+def run_interleaved(rows: list[tuple[str, int, float, dict[str, Callable[[], object]]]],
+                    repeats: int) -> list[dict[str, float]]:
+    """Time every (model, mode) once per round, round-robin, so that load changes on a shared
+    machine hit all rows alike; RTF from the median round."""
+    times: list[dict[str, list[float]]] = [{k: [] for k in jobs} for _, _, _, jobs in rows]
+    with torch.inference_mode():
+        for _, _, _, jobs in rows:  # warm-up (allocations, lazy init)
+            for fn in jobs.values():
+                fn()
+        for _ in range(repeats):
+            for (_, _, _, jobs), t in zip(rows, times, strict=True):
+                for k, fn in jobs.items():
+                    t0 = time.perf_counter()
+                    fn()
+                    t[k].append(time.perf_counter() - t0)
+    return [{k: dur / statistics.median(v) for k, v in t.items()}
+            for (_, _, dur, _), t in zip(rows, times, strict=True)]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -104,31 +111,31 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     audio = speech(args.data_root, args.seconds)
-    rows = []
     shipped = default_model_path()
     torch.manual_seed(0)
     c16 = SoundStream.from_pretrained(shipped) if shipped.exists() else \
         SoundStream(soundstream_preset("16k-c16"))
-    rows.append(("ours 16 kHz C=16, 6 kbps" + (" (shipped)" if shipped.exists() else ""),
-                 c16.num_parameters(), bench_ours(c16, audio, 12, args.repeats)))
     c32 = SoundStream(soundstream_preset("16k-c32"))
-    rows.append(("ours 16 kHz C=32, 6 kbps (random weights)", c32.num_parameters(),
-                 bench_ours(c32, audio, 12, args.repeats)))
     c16_24 = SoundStream(soundstream_preset("24k-c16"))
     audio24 = resample(audio[None], 16000, 24000)[0]
-    rows.append(("ours 24 kHz C=16, 6 kbps (random weights)", c16_24.num_parameters(),
-                 bench_ours(c16_24, audio24, 8, args.repeats)))
+    rows = [("ours 16 kHz C=16, 6 kbps" + (" (shipped)" if shipped.exists() else ""),
+             c16.num_parameters(), *ours_jobs(c16, audio, 12)),
+            ("ours 16 kHz C=32, 6 kbps (random weights)", c32.num_parameters(),
+             *ours_jobs(c32, audio, 12)),
+            ("ours 24 kHz C=16, 6 kbps (random weights)", c16_24.num_parameters(),
+             *ours_jobs(c16_24, audio24, 8))]
     try:
         import encodec
-        from encodec import EncodecModel  # noqa: F401
+        from encodec import EncodecModel
 
-        peer = bench_encodec(audio, args.repeats)
+        params = sum(p.numel() for p in EncodecModel.encodec_model_24khz(
+            pretrained=False).parameters())
         rows.append((f"EnCodec 24 kHz, 6 kbps (encodec {encodec.__version__}, random weights)",
-                     sum(p.numel() for p in EncodecModel.encodec_model_24khz(
-                         pretrained=False).parameters()), peer))
+                     params, *encodec_jobs(audio)))
     except ImportError:
         print("encodec not installed: peer row skipped (pip install encodec)")
-    print(f"\n{args.seconds:g} s of speech, 1 thread, median of {args.repeats}; "
+    results = run_interleaved(rows, args.repeats)
+    print(f"\n{args.seconds:g} s of speech, 1 thread, median of {args.repeats} interleaved rounds; "
           "RTF = audio seconds per compute second (higher is faster)\n")
     print("| model | params | encode RTF | decode RTF | stream encode RTF (20 ms) | "
           "stream decode RTF (20 ms) |")
@@ -137,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     def fmt(d: dict[str, float], k: str) -> str:
         return f"{d[k]:.1f}x" if k in d else "n/a (no streaming state)"
 
-    for name, params, d in rows:
+    for (name, params, _, _), d in zip(rows, results, strict=True):
         print(f"| {name} | {params / 1e6:.2f} M | {fmt(d, 'encode')} | {fmt(d, 'decode')} | "
               f"{fmt(d, 'encode_stream')} | {fmt(d, 'decode_stream')} |")
     return 0
