@@ -25,6 +25,8 @@ def tiny_models(multi_label: bool = True) -> dict[str, torch.nn.Module]:
     return {
         "fcn": FCN(FCNConfig(frontend=_logmel(), input_length=4000, channels=(8, 16, 16),
                              pools=((2, 2), (2, 2), (2, 4)), **common)),
+        "fcn_scse": FCN(FCNConfig(frontend=_logmel(), input_length=4000, channels=(8, 16, 16),
+                                  pools=((2, 2), (2, 2), (2, 4)), se="scse", **common)),
         "samplecnn": SampleCNN(SampleCNNConfig(frontend=WaveformConfig(SR), input_length=2187,
                                                stem_channels=8, channels=(8, 8, 16, 16, 16),
                                                head_channels=16, **common)),

@@ -138,6 +138,16 @@ def test_attention_tagger_paper_shape():
         SelfAttentionTagger(SelfAttentionTaggerConfig(conv_channels=(8,), conv_pools=()))
 
 
+@pytest.mark.parametrize("se", ["cse", "sse", "scse"])
+def test_fcn_roy_se_blocks(se):
+    from audiofcn.nn.se import ChannelSE, ChannelSpatialSE2d, SpatialSE2d
+
+    m = FCN(FCNConfig.variant("fcn5-small", se=se))
+    kind = {"cse": ChannelSE, "sse": SpatialSE2d, "scse": ChannelSpatialSE2d}[se]
+    assert sum(isinstance(x, kind) for x in m.layers) == 5
+    assert m.num_parameters() > FCN(FCNConfig.variant("fcn5-small")).num_parameters()
+
+
 def test_unknown_options_fail_clearly():
     with pytest.raises(ValueError, match="unknown FCN variant"):
         FCNConfig.variant("fcn9")
@@ -145,3 +155,5 @@ def test_unknown_options_fail_clearly():
         SampleCNN(SampleCNNConfig(block="dense"))
     with pytest.raises(ValueError):
         FCN(FCNConfig(channels=(8,), pools=()))
+    with pytest.raises(ValueError, match="unknown se"):
+        FCN(FCNConfig(se="ese"))

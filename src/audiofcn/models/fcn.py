@@ -16,6 +16,7 @@ from torch import nn
 from audiofcn.frontend import LogMelConfig, LogMelFrontend, MelConfig, STFTConfig
 from audiofcn.models.base import PretrainedModel
 from audiofcn.nn.conv import ConvBNAct2d
+from audiofcn.nn.se import ChannelSE, ChannelSpatialSE2d, SpatialSE2d, se_hidden
 
 # (channels, (freq pool, time pool)) per layer. FCN-4's pools and channels are the paper's
 # Table 1; FCN-5's pools reduce 96 × 1366 to 1 × 1 in five steps. FCN-6/7 add 1×1-pooled
@@ -47,6 +48,7 @@ class FCNConfig:
     pools: tuple[tuple[int, int], ...] = FCN_VARIANTS["fcn4"][1]
     activation: str = "elu"
     dropout: float = 0.5
+    se: str | None = None  # None, "cse", "sse" or "scse" (Roy et al.) after every conv layer
 
     def __post_init__(self) -> None:
         # JSON round trips turn nested tuples into lists; keep the config comparable/hashable.
@@ -81,10 +83,18 @@ class FCN(PretrainedModel):
         self.frontend = LogMelFrontend(config.frontend)
         # Batch norm on the input spectrogram standardises the dB scale (as Choi's code).
         self.input_norm = nn.BatchNorm2d(1)
+        if config.se not in (None, "cse", "sse", "scse"):
+            raise ValueError(f"unknown se {config.se!r} (None, 'cse', 'sse' or 'scse')")
         layers, cin = [], 1
         for cout, pool in zip(config.channels, config.pools, strict=True):
             layers.append(ConvBNAct2d(cin, cout, 3, activation=config.activation,
                                       pool=tuple(pool)))
+            if config.se == "cse":
+                layers.append(ChannelSE(cout, se_hidden(cout, reduction=2)))
+            elif config.se == "sse":
+                layers.append(SpatialSE2d(cout))
+            elif config.se == "scse":
+                layers.append(ChannelSpatialSE2d(cout, reduction=2))
             cin = cout
         self.layers = nn.Sequential(*layers)
         self.dropout = nn.Dropout(config.dropout)
