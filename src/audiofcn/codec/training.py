@@ -9,7 +9,6 @@ loss; the first ``warmup_steps`` steps are generator-only (reconstruction) warm-
 
 from __future__ import annotations
 
-import math
 import random
 from dataclasses import dataclass
 from typing import Any
@@ -203,7 +202,3 @@ class RandomCropDataset(Dataset):
         return {"input": noisy[None].float(), "target": clean[None].float(),
                 "denoise": torch.tensor(flag)}
 
-
-def perplexity_bits(perplexity: float) -> float:
-    """Bits of entropy per code that a perplexity corresponds to (for logs)."""
-    return math.log2(max(perplexity, 1.0))
