@@ -4,6 +4,7 @@
 # is skipped, an interrupted one continues from its last.pt.
 #   bash recipes/tagging/run_all.sh [job ...]     (default: all jobs)
 # A job is <config>:<dataset folder>, e.g. synth_fcn:synth
+# (docs/tagging.md: instruments_fcn was afterwards resumed with --epochs 30, then --epochs 22.)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 PY=${PY:-.venv/bin/python}
@@ -15,6 +16,7 @@ if [ "${PREPARE:-1}" = 1 ]; then
   [ -f $R/synth/manifest.jsonl ] || $PY recipes/tagging/prepare.py synth --out $R/synth --n 400
   [ -f $R/instruments/manifest.jsonl ] || $PY recipes/tagging/prepare.py instruments --out $R/instruments
   [ -f $R/fsdd_speaker/manifest.jsonl ] || $PY recipes/tagging/prepare.py fsdd --task speaker --out $R/fsdd_speaker
+  [ -f $R/fsdd_digit/manifest.jsonl ] || $PY recipes/tagging/prepare.py fsdd --task digit --out $R/fsdd_digit
 fi
 
 JOBS=("$@")
@@ -23,7 +25,8 @@ if [ ${#JOBS[@]} -eq 0 ]; then
         fsdd_m3:fsdd_speaker fsdd_m5:fsdd_speaker fsdd_m11:fsdd_speaker fsdd_m18:fsdd_speaker
         synth_samplecnn:synth synth_samplecnn_se:synth synth_attention:synth
         instruments_samplecnn:instruments instruments_samplecnn_se:instruments
-        instruments_attention:instruments)
+        instruments_attention:instruments
+        fsdd_digit_m3:fsdd_digit fsdd_digit_m18:fsdd_digit)
 fi
 for job in "${JOBS[@]}"; do
   cfg=${job%%:*}; data=${job#*:}; out=$R/runs/$cfg
