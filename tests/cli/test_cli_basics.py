@@ -45,3 +45,11 @@ def test_data_synth_command(tmp_path: Path) -> None:
     assert out.returncode == 0, out.stderr
     assert (tmp_path / "cat" / "manifest.jsonl").exists()
     assert len(list((tmp_path / "cat" / "audio").glob("*.wav"))) == 3
+
+
+def test_user_errors_are_one_line_under_python_m(tmp_path: Path) -> None:
+    # UserError raised by a command module must be caught when main runs as __main__.
+    out = run_cli("data", "synth", "--n", "0", "--out", str(tmp_path / "c"))
+    assert out.returncode == 1
+    assert out.stderr.strip().splitlines() == ["audiofcn: error: --n and --duration must be "
+                                               "positive"]

@@ -88,3 +88,8 @@ def test_save_round_trip_and_atomicity(tmp_path: Path) -> None:
         tmp.write_bytes(b"partial")
         raise RuntimeError("crash mid-write")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["sub"]
+
+
+def test_atomic_output_gets_normal_permissions(tmp_path: Path) -> None:
+    out = save_audio(tmp_path / "x.wav", torch.zeros(1, 10), 8000)
+    assert out.stat().st_mode & 0o644 == 0o644  # readable by others, like a plain open()

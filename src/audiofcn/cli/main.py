@@ -66,4 +66,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Under `python -m audiofcn.cli.main` this file runs as __main__; the command modules
+    # import UserError from `audiofcn.cli.main`, so dispatch through that module's main() or
+    # its errors would not be caught here.
+    from audiofcn.cli.main import main as package_main
+
+    sys.exit(package_main())

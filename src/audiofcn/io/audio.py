@@ -147,7 +147,10 @@ def load_audio(
     if data.shape[0] == 0:
         raise AudioError(p, "no audio samples (zero length" +
                          (" after offset)" if start else ")"))
-    if info.frames > 0 and duration is None and start == 0 and data.shape[0] < info.frames:
+    # MP3 headers only estimate the frame count, so the check is for exact formats only.
+    exact_length = info.format in ("WAV", "WAVEX", "FLAC", "AIFF", "W64", "RF64")
+    if exact_length and info.frames > 0 and duration is None and start == 0 and \
+            data.shape[0] < info.frames:
         raise AudioError(p, f"truncated: header says {info.frames} frames, read {data.shape[0]}")
     if not np.isfinite(data).all():
         raise AudioError(p, "contains NaN or Inf samples")
@@ -171,6 +174,10 @@ def atomic_output(path: str | os.PathLike[str], suffix: str | None = None) -> It
     tmp = Path(tmp_name)
     try:
         yield tmp
+        # mkstemp creates 0600 files; give the result the permissions a plain open() would.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, dest)
     finally:
         if tmp.exists():

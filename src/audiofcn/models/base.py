@@ -28,6 +28,11 @@ class CheckpointError(ValueError):
     """A checkpoint is missing, unreadable or for another model; the message names the file."""
 
 
+def _as_tuple(value: list[Any]) -> tuple[Any, ...]:
+    """JSON turns tuples (of tuples) into lists; turn them back, recursively."""
+    return tuple(_as_tuple(v) if isinstance(v, list) else v for v in value)
+
+
 def config_from_dict(cls: type[T], data: dict[str, Any]) -> T:
     """Rebuild a (possibly nested) config dataclass from ``dataclasses.asdict`` output."""
     hints = typing.get_type_hints(cls)
@@ -42,9 +47,8 @@ def config_from_dict(cls: type[T], data: dict[str, Any]) -> T:
             if dataclasses.is_dataclass(c) and isinstance(value, dict):
                 value = config_from_dict(c, value)  # type: ignore[arg-type]
                 break
-            origin = typing.get_origin(c)
-            if origin is tuple and isinstance(value, list):
-                value = tuple(value)
+            if typing.get_origin(c) is tuple and isinstance(value, list):
+                value = _as_tuple(value)
                 break
         kwargs[f.name] = value
     return cls(**kwargs)
