@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +12,22 @@ import soundfile as sf
 import torch
 
 torch.set_num_threads(1)
+
+RECIPES = Path(__file__).resolve().parents[1] / "recipes"
+
+
+@pytest.fixture(autouse=True)
+def _forget_recipe_modules() -> Iterator[None]:
+    """Recipes are scripts that import their folder's helpers by bare name (``common``); drop
+    what a test imported from recipes/ and restore sys.path, so two recipes' same-named helpers
+    never meet in one test process."""
+    saved_path = list(sys.path)
+    yield
+    sys.path[:] = saved_path
+    for name, module in list(sys.modules.items()):
+        file = getattr(module, "__file__", None) or ""
+        if file.startswith(str(RECIPES)):
+            del sys.modules[name]
 
 
 @pytest.fixture
