@@ -23,7 +23,8 @@ import sys
 import time
 
 SYSTEMS = {
-    "fcn": "FCN variant (ours, fast path)",
+    "fcn": "FCN variant (ours, 8-128 ch + scSE)",
+    "fcn_small": "FCN variant, small (4-64 ch, no SE)",
     "cnn_hop9": "paper CNN, disjoint patches (hop 9)",
     "cnn": "paper CNN, one patch per frame (paper)",
     "openunmix": "Open-Unmix (same STFT)",
@@ -39,13 +40,20 @@ def worker(kind: str, seconds: float, checkpoint: str | None) -> dict:
     import torch
 
     torch.set_num_threads(1)
-    from audiofcn.models.separator import FCNSeparator, PatchSeparator, PatchSeparatorConfig
+    from audiofcn.models.separator import (
+        FCNSeparator,
+        FCNSeparatorConfig,
+        PatchSeparator,
+        PatchSeparatorConfig,
+    )
     from audiofcn.separation import load_separator, separate
 
     if checkpoint:
         model = load_separator(checkpoint)
     elif kind == "fcn":
         model = FCNSeparator()
+    elif kind == "fcn_small":
+        model = FCNSeparator(FCNSeparatorConfig(channels=(4, 8, 16, 32, 64), se=False))
     elif kind.startswith("cnn"):
         model = PatchSeparator(PatchSeparatorConfig.paper() if kind == "cnn_paper_config"
                                else None)
@@ -78,7 +86,8 @@ def worker(kind: str, seconds: float, checkpoint: str | None) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--seconds", type=float, default=180.0, help="track length (default 180)")
-    ap.add_argument("--systems", nargs="*", default=["fcn", "cnn_hop9", "cnn", "openunmix"])
+    ap.add_argument("--systems", nargs="*",
+                    default=["fcn", "fcn_small", "openunmix", "cnn_hop9", "cnn"])
     ap.add_argument("--paper", action="store_true", help="also the full-size paper config")
     ap.add_argument("--checkpoint", action="append", default=[], metavar="SYSTEM=PATH")
     ap.add_argument("--worker", default=None, help=argparse.SUPPRESS)
