@@ -25,6 +25,7 @@ import time
 SYSTEMS = {
     "fcn": "FCN variant (ours, 8-128 ch + scSE)",
     "fcn_small": "FCN variant, small (4-64 ch, no SE)",
+    "fcn_fast": "FCN variant, fast (2x2-strided stem, 8-128 ch + scSE)",
     "cnn_hop9": "paper CNN, disjoint patches (hop 9)",
     "cnn": "paper CNN, one patch per frame (paper)",
     "openunmix": "Open-Unmix (same STFT)",
@@ -52,6 +53,8 @@ def worker(kind: str, seconds: float, checkpoint: str | None) -> dict:
         model = load_separator(checkpoint)
     elif kind == "fcn":
         model = FCNSeparator()
+    elif kind == "fcn_fast":
+        model = FCNSeparator(FCNSeparatorConfig(stem_stride=(2, 2)))
     elif kind == "fcn_small":
         model = FCNSeparator(FCNSeparatorConfig(channels=(4, 8, 16, 32, 64), se=False))
     elif kind.startswith("cnn"):
@@ -87,7 +90,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--seconds", type=float, default=180.0, help="track length (default 180)")
     ap.add_argument("--systems", nargs="*",
-                    default=["fcn", "fcn_small", "openunmix", "cnn_hop9", "cnn"])
+                    default=["fcn", "fcn_fast", "fcn_small", "openunmix", "cnn_hop9", "cnn"])
     ap.add_argument("--paper", action="store_true", help="also the full-size paper config")
     ap.add_argument("--checkpoint", action="append", default=[], metavar="SYSTEM=PATH")
     ap.add_argument("--worker", default=None, help=argparse.SUPPRESS)

@@ -98,9 +98,11 @@ def test_paper_config_parameter_count() -> None:
     assert 18e6 < n < 20e6
 
 
-@pytest.mark.parametrize("frames", [1, 16, 37])
-def test_fcn_any_length(frames: int) -> None:
-    model = tiny_fcn().eval()
+@pytest.mark.parametrize("frames,stem", [(1, (1, 1)), (16, (1, 1)), (37, (1, 1)), (37, (2, 2)),
+                                         (5, (2, 1))])
+def test_fcn_any_length(frames: int, stem: tuple[int, int]) -> None:
+    model = FCNSeparator(FCNSeparatorConfig(sample_rate=SR, stft=TINY_STFT, channels=(4, 8, 8),
+                                            stem_stride=stem)).eval()
     mag = torch.rand(2, TINY_STFT.n_freqs, frames)
     assert model(mag).shape == mag.shape
     m = model.predict_mask(mag)
