@@ -237,8 +237,9 @@ class Trainer:
                     self.model.save_pretrained(self.out_dir / "best.safetensors",
                                                extra={"epoch": self.epoch, "valid": valid})
                 self.model.save_pretrained(self.out_dir / "last.safetensors")
-                if self.config.progress:
-                    print(json.dumps({k: round(v, 5) for k, v in row.items()}), flush=True)
+                # One JSON line per epoch even without progress bars: background runs' logs
+                # show where they are.
+                print(json.dumps({k: round(v, 5) for k, v in row.items()}), flush=True)
             self._save_state()
             self._write_info()
             self.ctx.barrier()
