@@ -94,12 +94,6 @@ class SegmentEmbedder:
         file) and the duration read in seconds."""
         offset = float(start or 0.0)
         duration = None if end is None else max(0.0, float(end) - offset)
-        if duration is None and str(path).lower().endswith(".mp3"):
-            # libsndfile's MP3 frame count is an estimate: load_audio's truncation check would
-            # reject intact files, so read "to the end" through an explicit duration.
-            from audiofcn.io.audio import audio_info
-
-            duration = max(0.0, audio_info(path).duration - offset) + 1.0
         audio, _ = load_audio(path, sr=self.sample_rate, offset=offset, duration=duration)
         segs = self.embed_audio(audio)
         segs.starts += offset
