@@ -15,7 +15,7 @@ from pathlib import Path
 DEMO_STEPS = [
     "audiofcn.cli.demo:logmel_step",
     "audiofcn.cli.tag:demo_step",
-    "audiofcn.cli.separate:demo_step",
+    "audiofcn.cli.separate:separate_step",
     "audiofcn.cli.aec:aec_step",
     "audiofcn.cli.similarity:similarity_step",
     "audiofcn.cli.codec:codec_step",

@@ -105,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-def demo_step(out: Path, catalog: Path) -> str:
+def separate_step(out: Path, catalog: Path) -> str:
     """Separate the first rendered song that has a vocal line with the shipped model and score
     it against its exact stems."""
     from audiofcn.eval.separation import si_sdr
