@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import sys
 import time
@@ -97,7 +98,8 @@ def main() -> None:
     manifest = args.manifest or REPO / cfg["manifest"]
     final = train(cfg, args.out, manifest, args.threads, not args.no_progress,
                   audio_root=args.audio_root)
-    print(f"model -> {final}")
+    if os.environ.get("RANK", "0") == "0":  # once under torchrun
+        print(f"model -> {final}")
 
 
 if __name__ == "__main__":
