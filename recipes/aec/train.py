@@ -92,12 +92,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default="runs/aec/default")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--epochs", type=int, help="override the config's epochs")
+    ap.add_argument("--time-budget", type=float, metavar="SECONDS",
+                    help="override the config's train.time_budget_s")
     ap.add_argument("--init", type=Path, help="start from these weights (fine-tuning)")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     cfg = json.loads(args.config.read_text())
     if args.epochs:
         cfg["train"]["epochs"] = args.epochs
+    if args.time_budget:
+        cfg["train"]["time_budget_s"] = args.time_budget
     train, valid = load_pools(args.data_root, args.data, cfg["data"]["measured_rir_repeat"])
     trainer = build(cfg, train, valid, args.out, args.init)
     print(f"{trainer.model.num_parameters()} parameters, {len(train['speech'])} training "

@@ -4,6 +4,8 @@
     python recipes/codec/train.py --config recipes/codec/configs/small.json \
         --data runs/codec/data --out runs/codec/small
     torchrun --nproc_per_node=2 recipes/codec/train.py ...   # several processes
+    python recipes/codec/train.py --config recipes/codec/configs/gpu.json \
+        --init src/audiofcn/pretrained/soundstream_16k_c16/model.safetensors ...  # continue
 
 Checkpoints (``best/last.safetensors``, resumable ``last.pt``) and ``train_info.json`` go to
 ``--out``; re-running the same command resumes.
@@ -32,9 +34,11 @@ def load_waves(manifest: Path, sr: int, max_files: int | None = None) -> list[to
     return [load_audio(r.path, sr=sr)[0][0] for r in recs]
 
 
-def build(cfg: dict[str, Any], data: Path, out: str) -> Trainer:
+def build(cfg: dict[str, Any], data: Path, out: str, init: Path | None = None) -> Trainer:
     model_cfg = soundstream_preset(cfg["model"]["preset"], **cfg["model"].get("overrides", {}))
     model = SoundStream(model_cfg)
+    if init is not None:  # continue from another run's weights (same architecture)
+        model.load_state_dict(SoundStream.from_pretrained(init).state_dict())
     sr = model_cfg.sample_rate
     dcfg = cfg["data"]
     seg = int(dcfg["segment_seconds"] * sr)
@@ -59,12 +63,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default="runs/codec/run")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--epochs", type=int, help="override the config's epochs")
+    ap.add_argument("--time-budget", type=float, metavar="SECONDS",
+                    help="override the config's train.time_budget_s")
+    ap.add_argument("--init", type=Path, help="start from these weights (continued training)")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     cfg = json.loads(args.config.read_text())
     if args.epochs:
         cfg["train"]["epochs"] = args.epochs
-    trainer = build(cfg, args.data, args.out)
+    if args.time_budget:
+        cfg["train"]["time_budget_s"] = args.time_budget
+    trainer = build(cfg, args.data, args.out, args.init)
     history = trainer.fit()
     if history and trainer.ctx.is_main:
         print(json.dumps(history[-1]))

@@ -32,6 +32,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", required=True)
     p.add_argument("--epochs", type=int, help="override train.epochs")
     p.add_argument("--max-steps-per-epoch", type=int, help="override (tiny/CI runs)")
+    p.add_argument("--time-budget", type=float, metavar="SECONDS",
+                   help="override train.time_budget_s (wall-clock training budget)")
     p.add_argument("--threads", type=int, default=1, help="torch threads per process")
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)
@@ -70,6 +72,8 @@ def main(argv: list[str] | None = None) -> int:
         train_cfg.epochs = args.epochs
     if args.max_steps_per_epoch is not None:
         train_cfg.max_steps_per_epoch = args.max_steps_per_epoch
+    if args.time_budget is not None:
+        train_cfg.time_budget_s = args.time_budget
     if ctx.is_main:
         print(f"{cfg['name']}: {model.model_name}, {model.num_parameters():,} parameters, "
               f"{len(labels)} labels, {len(train)} train / {len(valid)} valid clips, "

@@ -99,3 +99,23 @@ def test_clip_dataset_crops_and_targets(tmp_path):
     bad = [AudioRecord("c0.wav", 1.0, 8000, label="nope")]
     with pytest.raises(ValueError, match="not one of the labels"):
         ClipDataset(bad, tmp_path, fx.LABELS, 8000, 4000, multi_label=False)
+
+
+def test_time_budget_stops_early_and_anneals_the_learning_rate(tmp_path):
+    model = fx.tiny_models()["rawwave"]
+    train = TensorDataset(*fx.toy_batch(16, 4000, seed=1))
+    valid = TensorDataset(*fx.toy_batch(8, 4000, seed=2))
+    # A budget already spent after the first epoch: one epoch of 50 runs, and the cosine
+    # schedule has reached its end (learning rate 0) because time, not steps, ran out.
+    trainer, _, _ = _fit(model, TaggingTask(), train, valid, tmp_path, epochs=50,
+                         time_budget_s=1e-6)
+    assert trainer.epoch == 1 and len(trainer.history) == 1
+    assert trainer.scheduler.get_last_lr()[0] == pytest.approx(0.0, abs=1e-12)
+    state = torch.load(tmp_path / "run" / "last.pt", weights_only=True)
+    assert state["trained_seconds"] > 0
+    # Resuming a spent budget trains no further epoch.
+    cfg = TrainConfig(out_dir=str(tmp_path / "run"), epochs=50, batch_size=8, progress=False,
+                      device="cpu", time_budget_s=1e-6)
+    again = Trainer(fx.tiny_models()["rawwave"], TaggingTask(), train, valid, cfg)
+    again.fit()
+    assert again.epoch == 1

@@ -44,6 +44,10 @@ class TrainConfig:
     device: str | None = None  # None: cuda when available
     resume: bool = True  # continue from out_dir/last.pt when present
     progress: bool = True
+    # Wall-clock budget in seconds (None: none). Training stops at the first epoch end past it,
+    # and the cosine schedule anneals over whichever runs out first, steps or time, so a run
+    # sized for a fast machine still ends with a small learning rate on a slow one.
+    time_budget_s: float | None = None
 
 
 class Task(Protocol):
@@ -107,6 +111,8 @@ class Trainer:
         self.wrapped: nn.Module = DistributedDataParallel(self.model) \
             if self.ctx.is_distributed else self.model
         self.optimizer = self._make_optimizer()
+        self.trained_seconds = 0.0  # summed over resumed runs; drives the time budget
+        self._fit_start: float | None = None
         steps = config.epochs * self.steps_per_epoch
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, lambda s: self._lr_factor(s, steps))
@@ -132,6 +138,17 @@ class Trainer:
                                    weight_decay=c.weight_decay)
         raise ValueError(f"unknown optimizer {c.optimizer!r} (use 'adamw' or 'sgd')")
 
+    def elapsed_seconds(self) -> float:
+        """Training wall-clock time so far, earlier (resumed) runs included."""
+        running = 0.0 if self._fit_start is None else time.perf_counter() - self._fit_start
+        return self.trained_seconds + running
+
+    def _time_is_up(self) -> bool:
+        budget = self.config.time_budget_s
+        up = budget is not None and self.elapsed_seconds() >= budget
+        # Every rank must stop at the same epoch under DDP: rank 0's clock decides.
+        return bool(self.ctx.all_reduce_mean(float(up) if self.ctx.is_main else 0.0) > 0)
+
     def _lr_factor(self, step: int, total: int) -> float:
         c = self.config
         if c.warmup_steps and step < c.warmup_steps:
@@ -139,6 +156,8 @@ class Trainer:
         if c.schedule == "constant":
             return 1.0
         progress = (step - c.warmup_steps) / max(1, total - c.warmup_steps)
+        if c.time_budget_s:
+            progress = max(progress, self.elapsed_seconds() / c.time_budget_s)
         return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
 
     # --- state -------------------------------------------------------------------------------
@@ -148,7 +167,8 @@ class Trainer:
         self.out_dir.mkdir(parents=True, exist_ok=True)
         state = {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                  "scheduler": self.scheduler.state_dict(), "epoch": self.epoch,
-                 "step": self.step, "best_loss": self.best_loss, "history": self.history}
+                 "step": self.step, "best_loss": self.best_loss, "history": self.history,
+                 "trained_seconds": self.elapsed_seconds()}
         if hasattr(self.task, "state_dict"):
             state["task"] = self.task.state_dict()
         tmp = self.out_dir / "last.pt.tmp"
@@ -162,6 +182,7 @@ class Trainer:
         self.scheduler.load_state_dict(state["scheduler"])
         self.epoch, self.step = int(state["epoch"]), int(state["step"])
         self.best_loss, self.history = float(state["best_loss"]), list(state["history"])
+        self.trained_seconds = float(state.get("trained_seconds", 0.0))
         if "task" in state and hasattr(self.task, "load_state_dict"):
             self.task.load_state_dict(state["task"])
 
@@ -220,8 +241,10 @@ class Trainer:
         return self._average(rows)
 
     def fit(self) -> list[dict[str, float]]:
-        """Train until ``config.epochs``; returns the per-epoch history."""
-        while self.epoch < self.config.epochs:
+        """Train until ``config.epochs`` (or ``config.time_budget_s``); returns the per-epoch
+        history."""
+        self._fit_start = time.perf_counter()
+        while self.epoch < self.config.epochs and not (self.epoch > 0 and self._time_is_up()):
             t0 = time.perf_counter()
             train = self.train_epoch()
             valid = self.validate()
