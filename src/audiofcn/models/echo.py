@@ -30,6 +30,7 @@ from torch import nn
 from audiofcn.frontend import ISTFT, STFT, STFTConfig, StreamingSTFT
 from audiofcn.frontend.streaming_istft import StreamingISTFT
 from audiofcn.models.base import PretrainedModel
+from audiofcn.models.echo_step import EchoFrameStep
 from audiofcn.nn.complex import (
     ComplexBNAct,
     ComplexConv2d,
@@ -135,6 +136,7 @@ class EchoCanceller(PretrainedModel):
         self.decoders = nn.ModuleDict(
             {n: _MaskDecoder(config.bottleneck_channels, chans, sizes) for n in names})
         self._stream: EchoStream | None = None
+        self._step: tuple[tuple[tuple[int, int], ...], EchoFrameStep] | None = None
 
     # --- properties -----------------------------------------------------------------------
     @property
@@ -221,6 +223,15 @@ class EchoCanceller(PretrainedModel):
         works for chunks of any size."""
         return EchoStream(self, delay)
 
+    def frame_step(self) -> EchoFrameStep:
+        """The precomputed per-frame inference step (:mod:`audiofcn.models.echo_step`),
+        rebuilt when a parameter or BatchNorm statistic changed since it was last built."""
+        key = tuple((t._version, t.data_ptr()) for t in (*self.parameters(), *self.buffers()))
+        if self._step is None or self._step[0] != key:
+            with torch.no_grad():
+                self._step = (key, EchoFrameStep(self))
+        return self._step[1]
+
     def process(self, mic_frame: torch.Tensor, ref_frame: torch.Tensor) -> torch.Tensor:
         """Streaming: the next ``n`` samples of microphone and reference (``(n,)`` or
         ``(batch, n)``; any ``n``, typically one hop) -> ``n`` output samples, delayed by
@@ -235,7 +246,15 @@ class EchoCanceller(PretrainedModel):
 
 
 class EchoStream:
-    """Carried state of one stream: STFTs, convolution caches, overlap-add, output FIFO."""
+    """Carried state of one stream: analysis frame, network state, overlap-add, delay line.
+
+    Every frame goes through the model's precomputed :class:`EchoFrameStep`. With the default
+    delay and a 50 %-overlap STFT (the default), calls take whole hops and run the "hop
+    path": the analysis frame is the previous hop plus this one, the overlap-add tail is one
+    hop, and nothing else is buffered. Otherwise (``delay`` given, chunks of any size) the
+    chunked :class:`StreamingSTFT` / :class:`StreamingISTFT` and an output FIFO frame it.
+    Both equal the offline :meth:`EchoCanceller.enhance` output, delayed by ``delay``.
+    """
 
     def __init__(self, model: EchoCanceller, delay: int | None = None) -> None:
         self.model = model
@@ -243,9 +262,18 @@ class EchoStream:
         if self.delay < model.output_delay:
             raise ValueError(f"delay must be >= {model.output_delay} samples")
         cfg = model.config.stft
+        self.hop = cfg.hop_length
+        self._hop_path = (self.delay == model.output_delay and cfg.center
+                          and cfg.n_fft == 2 * cfg.hop_length and cfg.window_length == cfg.n_fft)
         self.stft = StreamingSTFT(cfg)
         self.istft = StreamingISTFT(cfg)
-        self.state: dict[Any, Any] = {}
+        win = self.stft.window
+        self._win = win
+        self._env = win[:self.hop].square() + win[self.hop:].square()  # = torch.istft's
+        self._step = None if model.training else model.frame_step()
+        self.state: list[Any] | None = None
+        self._prev: torch.Tensor | None = None  # hop path: previous input hop (B, 2, hop)
+        self._tail: torch.Tensor | None = None  # hop path: overlap-add tail (B, hop)
         self._pending: torch.Tensor | None = None  # delay line so each call returns n samples
 
     @torch.inference_mode()
@@ -257,24 +285,59 @@ class EchoStream:
             raise ValueError(f"mic frame {tuple(mic_frame.shape)} and ref frame "
                              f"{tuple(ref_frame.shape)} differ")
         squeeze = mic_frame.dim() == 1
-        both = torch.stack([mic_frame, ref_frame], dim=-2).float()  # (..., 2, n)
+        both = torch.stack([mic_frame, ref_frame], dim=-2)  # (..., 2, n)
+        if both.dtype != torch.float32:
+            both = both.float()
         if squeeze:
             both = both.unsqueeze(0)
+        if self._step is None:  # opened in training mode
+            self._step = self.model.frame_step()
+        n = both.shape[-1]
+        if self._hop_path:
+            if n % self.hop:
+                raise ValueError(f"chunk of {n} samples: with a delay of {self.delay} "
+                                 f"samples, chunk sizes must be multiples of the hop "
+                                 f"({self.hop}); use open_stream(delay=n_fft - 1) for chunks "
+                                 "of any size")
+            out = self._hops(both) if n == self.hop else torch.cat(
+                [self._hops(both[..., i:i + self.hop]) for i in range(0, n, self.hop)], -1)
+        else:
+            out = self._chunk(both)
+        return out[0] if squeeze else out
+
+    def _hops(self, x: torch.Tensor) -> torch.Tensor:
+        """One hop ``(B, 2, hop)`` in, one hop out (delayed by ``n_fft - hop``)."""
+        if self._prev is None:  # offline centre padding: n_fft // 2 = hop zeros
+            self._prev = torch.zeros_like(x)
+            self.state = self._step.initial_state(x.shape[0])
+        spec = torch.fft.rfft(torch.cat([self._prev, x], dim=-1) * self._win)
+        self._prev = x
+        y = torch.fft.irfft(self._step.step(spec, self.state), n=2 * self.hop) * self._win
+        first = self._tail is None  # its first half is the centre padding: not output
+        out = torch.zeros_like(y[:, :self.hop]) if first else \
+            (y[:, :self.hop] + self._tail) / self._env
+        self._tail = y[:, self.hop:]
+        return out
+
+    def _chunk(self, both: torch.Tensor) -> torch.Tensor:
         spec = self.stft.push(both)  # (B, 2, F, frames)
-        out = self.istft.push(self.model.forward_stream(spec[:, 0], spec[:, 1],
-                                                        self.state)["near"]) \
-            if spec.shape[-1] else both.new_zeros(both.shape[0], 0)
+        if spec.shape[-1]:
+            if self.state is None:
+                self.state = self._step.initial_state(spec.shape[0])
+            near = [self._step.step(spec[..., t], self.state) for t in range(spec.shape[-1])]
+            out = self.istft.push(torch.stack(near, dim=-1))
+        else:
+            out = both.new_zeros(both.shape[0], 0)
         if self._pending is None:
             self._pending = both.new_zeros(both.shape[0], self.delay)
         buf = torch.cat([self._pending, out], dim=-1)
         n = both.shape[-1]
         if buf.shape[-1] < n:
             raise ValueError(f"chunk of {n} samples: with a delay of {self.delay} samples, "
-                             f"chunk sizes must be multiples of the hop "
-                             f"({self.model.hop_length}); use open_stream(delay=n_fft - 1) "
-                             "for chunks of any size")
+                             f"chunk sizes must be multiples of the hop ({self.hop}); use "
+                             "open_stream(delay=n_fft - 1) for chunks of any size")
         result, self._pending = buf[:, :n], buf[:, n:]
-        return result[0] if squeeze else result
+        return result
 
 
 def compressed_spectral_loss(est: torch.Tensor, ref: torch.Tensor, c: float = 0.3,

@@ -13,6 +13,7 @@ dilated in both axes and causal in time, so the whole block streams frame by fra
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Sequence
 
 import torch
@@ -122,39 +123,42 @@ class FusedDenseBlockStep:
     """Inference-only fast path of a :class:`MultiDilatedDenseBlock` whose convolutions span
     one frequency bin and two frames (kernel ``(1, 2)``), for streaming one frame at a time.
 
-    Per frame, layer ``i`` of the block is one matrix product: its current-frame inputs are
-    the dense vector so far, its past inputs (group ``j`` at ``t - 2^j``) are gathered from a
-    history of the last ``2^(L-1)`` dense vectors with one precomputed index, and the
-    BatchNorm that follows is folded into the matrix. That replaces ~80 small kernels per
-    block and frame by ~20. Exactly the same arithmetic as ``forward`` up to float rounding.
+    Group ``j`` of the dense vector (``j = 0``: the block input, ``j = i``: layer ``i-1``'s
+    output) enters every later layer through tap ``t`` and tap ``t - 2^j``. Per frame:
 
-    Vectors are "group-major": ``[x(re, im), y_1(re, im), ...]``.
+    1. One product gives every layer's and the transition's pre-activation from what is
+       already known: the block input and all *past* groups ``g_j(t - 2^j)`` (kept as
+       references in a short history, no copies), plus biases.
+    2. Layer ``i``'s output is PReLU of its slice; one in-place product adds its
+       current-frame contribution to all later layers and the transition.
+
+    So ``2L + 3`` kernels per block and frame, BatchNorm folded into the weights. The same
+    arithmetic as ``forward`` up to float rounding. Vectors are ``(batch, 2C)`` ``[re; im]``.
     """
 
     def __init__(self, block: MultiDilatedDenseBlock) -> None:
         layers = block.layers
-        self.num_layers = len(layers)
+        self.num_layers = nl = len(layers)
         c2 = 2 * layers[0].convs[0].in_channels
         g2 = 2 * layers[0].convs[0].out_channels
-        sizes = [c2] + [g2] * self.num_layers
-        offs = [sum(sizes[:j]) for j in range(len(sizes))]
-        self.hist = 2 ** (self.num_layers - 1)
-        self.hist_channels = offs[-1]  # groups 0 .. L-1 (the last output is never "past")
-        self.weights, self.biases, self.slopes, self.index = [], [], [], []
-        for layer, act in zip(layers, block.acts, strict=True):
-            cur, past, idx = [], [], []
+        self.c2, self.g2 = c2, g2
+        sizes = [c2] + [g2] * nl  # groups 0 .. L
+        offs = [sum(sizes[:j]) for j in range(nl + 2)]
+        self.hist = 2 ** (nl - 1)
+        n_pre = nl * g2 + c2  # pre-activations: layers 0 .. L-1, then the transition
+        start = torch.zeros(n_pre, c2 + offs[nl])  # columns: x(t), g_j(t - 2^j) for j < L
+        cur = torch.zeros(n_pre, offs[nl + 1])  # columns: g_j(t), as the dense vector
+        bias = torch.zeros(n_pre)
+        self.slopes = []
+        for i, (layer, act) in enumerate(zip(layers, block.acts, strict=True)):
+            scale, shift = self._bn(act[0])
+            rows = slice(i * g2, (i + 1) * g2)
             for j, conv in enumerate(layer.convs):
-                w = conv.real_weight().detach()[:, :, 0]  # (g2, size_j, 2): taps t-2^j, t
-                past.append(w[..., 0])
-                cur.append(w[..., 1])
-                t = self.hist - 2 ** j  # column of frame t - 2^j in the history
-                idx += [(offs[j] + c) * self.hist + t for c in range(sizes[j])]
-            bias = layer.convs[0].real_bias()
-            w, b = self._fold(torch.cat(cur + past, dim=1), bias.detach(), act[0])
-            self.weights.append(w)
-            self.biases.append(b)
+                w = conv.real_weight().detach()[:, :, 0] * scale[:, None, None]
+                cur[rows, offs[j]:offs[j] + sizes[j]] = w[..., 1]
+                start[rows, c2 + offs[j]:c2 + offs[j] + sizes[j]] = w[..., 0]  # t - 2^j
+            bias[rows] = layer.convs[0].real_bias().detach() * scale + shift
             self.slopes.append(act[1].weight.detach())
-            self.index.append(torch.tensor(idx, dtype=torch.long))
         # transition: its columns are in the reals-then-imags layout of _concat
         wt = block.transition.real_weight().detach()[:, :, 0, 0]
         half = wt.shape[1] // 2
@@ -162,30 +166,53 @@ class FusedDenseBlockStep:
         for j, s in enumerate(sizes):
             co = offs[j] // 2
             perm += list(range(co, co + s // 2)) + list(range(half + co, half + co + s // 2))
-        wt = wt[:, perm]
-        self.wt, self.bt = self._fold(wt, block.transition.real_bias().detach(),
-                                      block.transition_act[0])
+        scale, shift = self._bn(block.transition_act[0])
+        cur[nl * g2:] = wt[:, perm] * scale[:, None]
+        bias[nl * g2:] = block.transition.real_bias().detach() * scale + shift
         self.slope_t = block.transition_act[1].weight.detach()
+        start[:, :c2] = cur[:, :c2]
+        self.start_t = start.t().contiguous()
+        self.bias = bias
+        # group j >= 1 feeds the layers after it and the transition
+        self.cur_t = [cur[j * g2:, offs[j]:offs[j] + g2].t().contiguous()
+                      for j in range(1, nl + 1)]
 
     @staticmethod
-    def _fold(w: torch.Tensor, b: torch.Tensor, bn: nn.BatchNorm2d) -> tuple[torch.Tensor,
-                                                                           torch.Tensor]:
+    def _bn(bn: nn.BatchNorm2d) -> tuple[torch.Tensor, torch.Tensor]:
         scale = bn.weight.detach() / torch.sqrt(bn.running_var + bn.eps)
-        shift = bn.bias.detach() - bn.running_mean * scale
-        return (w * scale[:, None]).contiguous(), b * scale + shift
+        return scale, bn.bias.detach() - bn.running_mean * scale
 
-    def step(self, x: torch.Tensor, history: torch.Tensor | None) -> tuple[torch.Tensor,
-                                                                           torch.Tensor]:
-        """One frame: ``x`` ``(batch, 2C)`` -> ``(batch, 2C)``; ``history`` ``(batch,
-        hist_channels, hist)`` (``None`` at the start: zeros, as the offline padding)."""
+    def step(self, x: torch.Tensor, history: DenseBlockHistory | None
+             ) -> tuple[torch.Tensor, DenseBlockHistory]:
+        """One frame: ``x`` ``(batch, 2C)`` -> ``(batch, 2C)``. ``history``: what the next
+        frames need (``None`` at the start: zeros, as the offline padding)."""
         if history is None:
-            history = x.new_zeros(x.shape[0], self.hist_channels, self.hist)
-        flat = history.reshape(x.shape[0], -1)
-        dense = x
-        for w, b, a, idx in zip(self.weights, self.biases, self.slopes, self.index,
-                                strict=True):
-            y = F.prelu(F.linear(torch.cat([dense, flat[:, idx]], dim=1), w, b), a)
-            dense = torch.cat([dense, y], dim=1)
-        out = x + F.prelu(F.linear(dense, self.wt, self.bt), self.slope_t)
-        history = torch.cat([history[:, :, 1:], dense[:, :self.hist_channels, None]], dim=2)
-        return out, history
+            history = DenseBlockHistory(self, x)
+        past = history.groups
+        pre = history.pre
+        torch.addmm(self.bias, torch.cat([x, *[past[-(1 << j)][j] for j in
+                                               range(self.num_layers)]], dim=1),
+                    self.start_t, out=pre)
+        groups = [x]
+        for act, later, w, a in zip(history.acts, history.later, self.cur_t, self.slopes,
+                                    strict=True):
+            g = F.prelu(act, a)
+            groups.append(g)
+            later.addmm_(g, w)
+        past.append(groups[:-1])
+        return x + F.prelu(history.transition, self.slope_t), history
+
+
+class DenseBlockHistory:
+    """Streaming state of a :class:`FusedDenseBlockStep`: the groups of the last
+    ``2^(L-1)`` frames (references, oldest first) and a reused pre-activation buffer with
+    its slices (views made once, not per frame)."""
+
+    def __init__(self, step: FusedDenseBlockStep, x: torch.Tensor) -> None:
+        b, nl, g2 = x.shape[0], step.num_layers, step.g2
+        zeros = [x.new_zeros(b, step.c2)] + [x.new_zeros(b, g2)] * (nl - 1)
+        self.groups: deque[list[torch.Tensor]] = deque([zeros] * step.hist, maxlen=step.hist)
+        self.pre = x.new_empty(b, step.bias.shape[0])
+        self.acts = [self.pre[:, i * g2:(i + 1) * g2] for i in range(nl)]
+        self.later = [self.pre[:, (i + 1) * g2:] for i in range(nl)]
+        self.transition = self.pre[:, nl * g2:]
