@@ -1,15 +1,18 @@
 """Streaming echo cancellation speed on one thread: time per hop and real-time factor.
 
     python benchmarks/aec.py [--model src/audiofcn/pretrained/aec_default.safetensors]
-                             [--seconds 10] [--repeats 3]
+                             [--seconds 10] [--repeats 3] [--no-reference]
 
 Every system processes the same 16 kHz microphone/reference pair frame by frame, the way a
 call does: the network through ``EchoCanceller.process`` (one 10 ms hop per call, all state
-carried), speexdsp's echo canceller (10 ms frames, with and without its preprocessor; skipped
-with a message when libspeexdsp is missing: ``apt-get install libspeexdsp1``) and our PBFDAF
-(16 ms blocks, whole signal). Real-time factor = seconds of audio per second of compute
-(> 1 is faster than real time), from the thread's CPU time per frame and from the wall-clock
-time (which on a shared machine includes waiting for a core). Prints a markdown table.
+carried; its precomputed per-frame step), the same network through the layer-by-layer
+``forward_stream`` path with the chunked streaming STFT/iSTFT (what ``process`` ran before the
+per-frame step; kept as the in-run reference), speexdsp's echo canceller (10 ms frames, with
+and without its preprocessor; skipped with a message when libspeexdsp is missing:
+``apt-get install libspeexdsp1``) and our PBFDAF (16 ms blocks, whole signal). Real-time
+factor = seconds of audio per second of compute (> 1 is faster than real time), from the
+thread's CPU time per frame and from the wall-clock time (which on a shared machine includes
+waiting for a core). Prints a markdown table.
 """
 
 from __future__ import annotations
@@ -52,6 +55,8 @@ def main(argv: list[str] | None = None) -> int:
         pbfdaf,
         speexdsp_available,
     )
+    from audiofcn.frontend import StreamingSTFT
+    from audiofcn.frontend.streaming_istft import StreamingISTFT
     from audiofcn.models import load_model
     from audiofcn.models.echo import EchoCanceller
 
@@ -61,6 +66,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--model", type=Path, default=default)
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--no-reference", action="store_true",
+                    help="skip the layer-by-layer forward_stream reference row")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     sr = 16000
@@ -74,8 +81,20 @@ def main(argv: list[str] | None = None) -> int:
         return _per_frame(lambda m, r: stream.process(torch.from_numpy(m), torch.from_numpy(r)),
                           mic, ref, model.hop_length)
 
+    def layer_run() -> list[tuple[float, float]]:
+        st, ist, state = StreamingSTFT(model.config.stft), StreamingISTFT(model.config.stft), {}
+
+        @torch.inference_mode()
+        def hop(m: np.ndarray, r: np.ndarray) -> torch.Tensor:
+            spec = st.push(torch.stack([torch.from_numpy(m), torch.from_numpy(r)])[None])
+            return ist.push(model.forward_stream(spec[:, 0], spec[:, 1], state)["near"])
+        return _per_frame(hop, mic, ref, model.hop_length)
+
     systems = [(f"network ({model.num_parameters() / 1e3:.0f}K params), process() per hop",
                 model.hop_length, net_run)]
+    if not args.no_reference:
+        systems.append(("same network, layer-by-layer forward_stream + chunked STFT/iSTFT "
+                        "(reference)", model.hop_length, layer_run))
     if speexdsp_available():
         for pp in (False, True):
             def speex_run(pp: bool = pp) -> list[tuple[float, float]]:
@@ -104,7 +123,8 @@ def main(argv: list[str] | None = None) -> int:
                      frame / sr / cpu_mean, frame / sr / wall_mean))
     print(f"one thread, {platform.processor() or platform.machine()}, torch {torch.__version__}; "
           f"{args.seconds:.0f} s of audio x {args.repeats}; algorithmic latency of the network "
-          f"{model.algorithmic_latency_ms:.0f} ms (one {model.config.stft.n_fft}-sample frame)\n")
+          f"{model.algorithmic_latency_ms:.0f} ms (one {model.config.stft.n_fft}-sample frame, "
+          "no look-ahead)\n")
     print(f"machine load average while measuring: {os.getloadavg()[0]:.1f} "
           f"on {os.cpu_count()} CPUs (timings of a shared machine inflate with it)\n")
     print("| system | frame (ms) | CPU per frame, mean (us) | wall per frame, median (us) | "

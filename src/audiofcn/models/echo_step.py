@@ -51,9 +51,10 @@ def _bias(conv: ComplexConv2d | ComplexConvTranspose2d, n: int) -> torch.Tensor:
 class _EncoderStep:
     """A ``(kF, 2)`` complex conv with frequency stride, BN and PReLU on one frame.
 
-    In: ``(B, F, 2*in)``; out: ``(B, F', 2*out)``; ``carry``: ``(B, F', 2*out)``, the
-    previous frame's contribution through the ``t-1`` tap (zeros at the start, as the
-    offline left padding).
+    The input lives in a zero-padded ``(B, F + 2*pad, 2*in)`` buffer (:meth:`buffer`) that
+    the caller fills; out: ``(B, F', 2*out)``. ``carry`` ``(B, F', 2*out)`` is the previous
+    frame's contribution through the ``t-1`` tap (zeros at the start, as the offline left
+    padding).
     """
 
     def __init__(self, conv: ComplexConv2d, act: nn.Sequential) -> None:
@@ -62,32 +63,40 @@ class _EncoderStep:
         w = conv.real_weight().detach()  # (2out, 2in, kF, 2): taps t-1, t
         scale, shift = _bn_affine(act[0])
         o = w.shape[0]
-        cur = w[..., 1].reshape(o, -1) * scale[:, None]  # columns: c * kF + k (unfold order)
-        prev = w[..., 0].reshape(o, -1) * scale[:, None]
+        # columns k * 2in + c: a patch is kF consecutive rows of the position-major buffer
+        cur = w[..., 1].permute(0, 2, 1).reshape(o, -1) * scale[:, None]
+        prev = w[..., 0].permute(0, 2, 1).reshape(o, -1) * scale[:, None]
         self.weight = torch.cat([cur, prev]).contiguous()
         self.bias = torch.cat([_bias(conv, o) * scale + shift, torch.zeros(o)])
         self.slope = act[1].weight.detach()
-        self.out = o
+        self.cin, self.out = w.shape[1], o
         self.k, self.stride, self.pad = conv.kernel_size[0], conv.stride_freq, conv.padding_freq
 
     def out_size(self, f: int) -> int:
         return (f + 2 * self.pad - self.k) // self.stride + 1
 
-    def __call__(self, x: torch.Tensor, carry: torch.Tensor) -> tuple[torch.Tensor,
-                                                                     torch.Tensor]:
-        b = x.shape[0]
-        cols = F.pad(x, (0, 0, self.pad, self.pad)).unfold(1, self.k, self.stride)
-        y = F.linear(cols.reshape(b, cols.shape[1], -1), self.weight, self.bias)
+    def buffer(self, batch: int, f: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The zero-padded input buffer and its interior ``(B, F, 2*in)`` view."""
+        buf = torch.zeros(batch, f + 2 * self.pad, self.cin)
+        return buf, buf[:, self.pad:self.pad + f]
+
+    def __call__(self, buf: torch.Tensor, carry: torch.Tensor) -> tuple[torch.Tensor,
+                                                                       torch.Tensor]:
+        b, fp, c = buf.shape
+        n = (fp - self.k) // self.stride + 1
+        cols = buf.as_strided((b, n, self.k * c), (fp * c, self.stride * c, 1))
+        y = F.linear(cols, self.weight, self.bias)
         h = y[..., :self.out] + carry
-        return F.prelu(h.reshape(-1, self.out), self.slope).reshape(h.shape), y[..., self.out:]
+        return F.prelu(h.view(-1, self.out), self.slope).view(h.shape), y[..., self.out:]
 
 
 class _UpStep:
     """The ``d``-th transposed conv of every decoder at once, as a polyphase product.
 
     Output position ``s*q + r`` (before cropping the padding) is phase ``r`` of row ``q``:
-    ``sum_u W[r + u*s] h[q - u]``, ``u < T = ceil(kF / s)``. In: ``(D, B, P, 2*in)``;
-    out: ``(D, B, P', 2*out)``.
+    ``sum_u W[r + u*s] h[q - u]``, ``u < T = ceil(kF / s)``. The input lives in a buffer
+    ``(D, B, P + 2*(T-1), 2*in)`` zero-padded by ``T-1`` rows (:meth:`buffer`); out:
+    ``(D, B, P', 2*out)``.
     """
 
     def __init__(self, ups: list[ComplexConvTranspose2d], acts: list[nn.Module]) -> None:
@@ -109,27 +118,52 @@ class _UpStep:
                 (scale, shift), slope = _bn_affine(act[0]), act[1].weight.detach()
             wp = F.pad(w, (0, t * s - kf))  # (cin, cout, T*s): k = r + u*s
             wp = wp.reshape(cin, cout, t, s).flip(2)  # [.., v, r] with v = T-1-u
-            # rows: (cin, v) as unfold gives them; columns: (r, cout) = output phase, channel
-            m = (wp * scale[None, :, None, None]).permute(0, 2, 3, 1).reshape(cin * t, s * cout)
+            # rows: (v, cin), a patch is T consecutive buffer rows; columns: (r, cout)
+            m = (wp * scale[None, :, None, None]).permute(2, 0, 3, 1).reshape(t * cin, s * cout)
             weights.append(m)
             biases.append((_bias(up, cout) * scale + shift).repeat(s)[None])
             slopes.append(slope)
-        self.weight = torch.stack(weights).contiguous()  # (D, cin*T, s*cout)
+        self.weight = torch.stack(weights).contiguous()  # (D, T*cin, s*cout)
         self.bias = torch.stack(biases)  # (D, 1, s*cout)
-        self.cout = cout
+        self.cin, self.cout = cin, cout
         self.slope = None if slopes[0] is None else torch.stack(slopes)[:, None, None]
 
-    def __call__(self, h: torch.Tensor) -> torch.Tensor:
-        d, b, p, _ = h.shape
+    def out_size(self, p: int) -> int:
+        return (p - 1) * self.stride - 2 * self.pad + self.kernel + self.outpad
+
+    def buffer(self, d: int, batch: int, p: int) -> tuple[torch.Tensor, torch.Tensor]:
+        buf = torch.zeros(d, batch, p + 2 * (self.taps - 1), self.cin)
+        return buf, buf[:, :, self.taps - 1:self.taps - 1 + p]
+
+    def __call__(self, buf: torch.Tensor) -> torch.Tensor:
+        d, b, pp, c = buf.shape
         t = self.taps
-        cols = F.pad(h, (0, 0, t - 1, t - 1)).unfold(2, t, 1)  # (D, B, Q, cin, T)
-        q = cols.shape[2]
-        y = torch.baddbmm(self.bias, cols.reshape(d, b * q, -1), self.weight)
-        n = (p - 1) * self.stride - 2 * self.pad + self.kernel + self.outpad
+        q = pp - t + 1
+        cols = buf.as_strided((d, b * q, t * c), (b * pp * c, c, 1)) if b == 1 else \
+            buf.unfold(2, t, 1).transpose(-1, -2).reshape(d, b * q, t * c)
+        y = torch.baddbmm(self.bias, cols, self.weight)
+        n = self.out_size(pp - 2 * (t - 1))
         y = y.view(d, b, q * self.stride, self.cout)[:, :, self.pad:self.pad + n]
         if self.slope is None:
             return y
         return torch.where(y >= 0, y, y * self.slope)
+
+
+class FrameState:
+    """Per-stream state of an :class:`EchoFrameStep`: zero-padded layer input buffers
+    (their margins stay zero), carried partial sums and dense-block histories."""
+
+    def __init__(self, step: EchoFrameStep, batch: int) -> None:
+        self.enc = [e.buffer(batch, f) for e, f in zip(step.encoder, step.sizes, strict=False)]
+        self.carry = [torch.zeros(batch, f, e.out)
+                      for e, f in zip(step.encoder, step.sizes[1:], strict=True)]
+        # decoder inputs: ups[i] reads what has the size of encoder level -1 - i
+        self.dec = [u.buffer(step.n_masks, batch, f)
+                    for u, f in zip(step.ups, step.sizes[::-1], strict=False)]
+        self.blocks: list[Any] = [None] * len(step.blocks)
+        # features: the first buffer's interior as (B, signal, F, re/im)
+        inner = self.enc[0][1]
+        self.features = inner.view(batch, inner.shape[1], 2, 2).permute(0, 3, 1, 2)
 
 
 class EchoFrameStep:
@@ -137,7 +171,7 @@ class EchoFrameStep:
 
     def __init__(self, model: EchoCanceller) -> None:
         cfg = model.config
-        self.compress = (cfg.compress - 1.0) / 2.0  # applied to |X|^2
+        self.compress = cfg.compress - 1.0
         self.encoder = [_EncoderStep(c, a) for c, a in zip(model.encoder, model.encoder_acts,
                                                             strict=True)]
         self.sizes = [cfg.stft.n_freqs]
@@ -173,38 +207,39 @@ class EchoFrameStep:
                     for i in range(len(decs[0].ups))]
         self.c2, self.fd = c2, fd
 
-    def initial_state(self, batch: int) -> list[Any]:
-        """Carried partial sums (zeros) and dense-block histories (``None``: start)."""
-        return [torch.zeros(batch, f, e.out) for e, f in zip(self.encoder, self.sizes[1:],
-                                                              strict=True)] + \
-            [None] * len(self.blocks)
+    def initial_state(self, batch: int) -> FrameState:
+        """Zero buffers and carries (the offline left padding), empty block histories."""
+        return FrameState(self, batch)
 
-    def step(self, spec: torch.Tensor, state: list[Any]) -> torch.Tensor:
+    def step(self, spec: torch.Tensor, state: FrameState) -> torch.Tensor:
         """One frame: complex ``(B, 2, F)`` microphone and reference spectra -> complex
         ``(B, F)`` near-end estimate; ``state`` (from :meth:`initial_state`) is updated."""
         b = spec.shape[0]
-        ri = torch.view_as_real(spec)  # (B, 2, F, 2): signal, bin, re/im
-        scale = ri.square().sum(-1, keepdim=True).clamp_min(1e-16).pow(self.compress)
-        # channels [mic re, ref re, mic im, ref im], as complex_to_channels of (mic, ref)
-        h = (ri * scale).permute(0, 2, 3, 1).reshape(b, spec.shape[-1], 4)
+        # power-law compression X |X|^(c-1), written straight into the first conv's buffer
+        # as channels [mic re, ref re, mic im, ref im] (complex_to_channels of (mic, ref))
+        scale = spec.abs().clamp_min_(1e-8).pow_(self.compress)
+        torch.mul(torch.view_as_real(spec), scale[..., None], out=state.features)
         skips = []
         ne = len(self.encoder)
         for i, enc in enumerate(self.encoder):
-            h, state[i] = enc(h, state[i])
+            h, state.carry[i] = enc(state.enc[i][0], state.carry[i])
+            if i + 1 < ne:
+                state.enc[i + 1][1].copy_(h)
             skips.append(h)
-        v = F.prelu(F.linear(h.reshape(b, -1), self.fold_w, self.fold_b), self.fold_slope)
+        v = F.prelu(F.linear(h.view(b, -1), self.fold_w, self.fold_b), self.fold_slope)
         for j, blk in enumerate(self.blocks):
-            v, state[ne + j] = blk.step(v, state[ne + j])
+            v, state.blocks[j] = blk.step(v, state.blocks[j])
         u = F.prelu(F.linear(v, self.unfold_w, self.unfold_b), self.unfold_slope)
-        h = u.view(b, self.n_masks, self.fd, self.c2).transpose(0, 1) + skips[-1]
+        torch.add(u.view(b, self.n_masks, self.fd, self.c2).transpose(0, 1), skips[-1],
+                  out=state.dec[0][1])
         for i, up in enumerate(self.ups):
-            h = up(h)
-            if i + 2 <= ne:
-                h = h + skips[ne - 2 - i]
+            h = up(state.dec[i][0])
+            if i + 1 < len(self.ups):
+                torch.add(h, skips[ne - 2 - i], out=state.dec[i + 1][1])
         m = torch.view_as_complex(h)  # (D, B, F): [re, im] is the last axis
         mag = m.abs()
-        masks = m * (torch.tanh(mag) / mag.clamp_min(1e-8))
-        out = masks[0] * spec[:, 0]
+        gain = torch.tanh(mag).div_(mag.clamp_min_(1e-8))
+        out = m[0] * gain[0] * spec[:, 0]
         for k in range(1, self.n_masks):
-            out = masks[k] * out
+            out = (m[k] * gain[k]) * out
         return out
