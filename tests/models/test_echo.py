@@ -83,6 +83,56 @@ def test_streaming_equals_offline(chunk):
                                    offline[: n - model.output_delay], rtol=1e-4, atol=1e-5)
 
 
+def _with_batchnorm_statistics(model: EchoCanceller) -> EchoCanceller:
+    model.train()
+    with torch.no_grad():
+        model.enhance(torch.randn(4, 3200), torch.randn(4, 3200))
+    return model.eval()
+
+
+def test_batched_stream_of_several_hops_per_call_equals_offline():
+    torch.manual_seed(5)
+    model = _with_batchnorm_statistics(EchoCanceller(TINY))
+    n, chunk = 4800, 480  # three hops per call, two independent signals
+    mic, ref = torch.randn(2, n), torch.randn(2, n)
+    with torch.no_grad():
+        offline = model.enhance(mic, ref)
+    stream = model.open_stream()
+    out = torch.cat([stream.process(mic[:, i:i + chunk], ref[:, i:i + chunk])
+                     for i in range(0, n, chunk)], dim=-1)
+    d = model.output_delay
+    assert out.shape == (2, n) and torch.all(out[:, :d] == 0)
+    torch.testing.assert_close(out[:, d:], offline[:, :n - d], rtol=1e-4, atol=1e-5)
+
+
+def test_new_stream_uses_changed_weights():
+    torch.manual_seed(6)
+    model = _with_batchnorm_statistics(EchoCanceller(TINY))
+    mic, ref = torch.randn(1600), torch.randn(1600)
+
+    def streamed() -> torch.Tensor:
+        s = model.open_stream()
+        return torch.cat([s.process(mic[i:i + 160], ref[i:i + 160])
+                          for i in range(0, 1600, 160)])
+
+    before = streamed()
+    with torch.no_grad():
+        model.decoders["noise"].unfold.bias_real.add_(0.5)  # in place, as an optimizer step
+        offline = model.enhance(mic[None], ref[None])[0]
+    after = streamed()
+    assert not torch.allclose(before, after)
+    d = model.output_delay
+    torch.testing.assert_close(after[d:], offline[:1600 - d], rtol=1e-4, atol=1e-5)
+
+
+def test_latency_is_one_frame_without_lookahead():
+    model = EchoCanceller()
+    sr, cfg = model.config.sample_rate, model.config.stft
+    # a sample waits for the rest of its hop, then for the output delay: one STFT frame
+    assert model.output_delay + model.hop_length == cfg.n_fft
+    assert model.algorithmic_latency_ms == 1000.0 * cfg.n_fft / sr <= 20.0
+
+
 def test_process_needs_eval_and_matching_frames():
     model = EchoCanceller(TINY)
     with pytest.raises(RuntimeError):

@@ -267,7 +267,7 @@ class EchoStream:
                           and cfg.n_fft == 2 * cfg.hop_length and cfg.window_length == cfg.n_fft)
         self.stft = StreamingSTFT(cfg)
         self.istft = StreamingISTFT(cfg)
-        win = self.stft.window
+        win = model.stft.window  # a buffer: on the model's device
         self._win = win
         self._env = win[:self.hop].square() + win[self.hop:].square()  # = torch.istft's
         self._step = None if model.training else model.frame_step()

@@ -44,7 +44,7 @@ def _bn_affine(bn: nn.BatchNorm2d) -> tuple[torch.Tensor, torch.Tensor]:
 
 def _bias(conv: ComplexConv2d | ComplexConvTranspose2d, n: int) -> torch.Tensor:
     if conv.bias_real is None:
-        return torch.zeros(n)
+        return conv.weight_real.new_zeros(n).detach()
     return torch.cat([conv.bias_real, conv.bias_imag]).detach()
 
 
@@ -67,7 +67,7 @@ class _EncoderStep:
         cur = w[..., 1].permute(0, 2, 1).reshape(o, -1) * scale[:, None]
         prev = w[..., 0].permute(0, 2, 1).reshape(o, -1) * scale[:, None]
         self.weight = torch.cat([cur, prev]).contiguous()
-        self.bias = torch.cat([_bias(conv, o) * scale + shift, torch.zeros(o)])
+        self.bias = torch.cat([_bias(conv, o) * scale + shift, w.new_zeros(o)])
         self.slope = act[1].weight.detach()
         self.cin, self.out = w.shape[1], o
         self.k, self.stride, self.pad = conv.kernel_size[0], conv.stride_freq, conv.padding_freq
@@ -77,7 +77,7 @@ class _EncoderStep:
 
     def buffer(self, batch: int, f: int) -> tuple[torch.Tensor, torch.Tensor]:
         """The zero-padded input buffer and its interior ``(B, F, 2*in)`` view."""
-        buf = torch.zeros(batch, f + 2 * self.pad, self.cin)
+        buf = self.weight.new_zeros(batch, f + 2 * self.pad, self.cin)
         return buf, buf[:, self.pad:self.pad + f]
 
     def __call__(self, buf: torch.Tensor, carry: torch.Tensor) -> tuple[torch.Tensor,
@@ -113,7 +113,7 @@ class _UpStep:
             w = up.real_weight().detach()[..., 0]  # (2in, 2out, kF)
             cin, cout = w.shape[:2]
             if isinstance(act, nn.Identity):
-                scale, shift, slope = torch.ones(cout), torch.zeros(cout), None
+                scale, shift, slope = w.new_ones(cout), w.new_zeros(cout), None
             else:
                 (scale, shift), slope = _bn_affine(act[0]), act[1].weight.detach()
             wp = F.pad(w, (0, t * s - kf))  # (cin, cout, T*s): k = r + u*s
@@ -132,7 +132,7 @@ class _UpStep:
         return (p - 1) * self.stride - 2 * self.pad + self.kernel + self.outpad
 
     def buffer(self, d: int, batch: int, p: int) -> tuple[torch.Tensor, torch.Tensor]:
-        buf = torch.zeros(d, batch, p + 2 * (self.taps - 1), self.cin)
+        buf = self.weight.new_zeros(d, batch, p + 2 * (self.taps - 1), self.cin)
         return buf, buf[:, :, self.taps - 1:self.taps - 1 + p]
 
     def __call__(self, buf: torch.Tensor) -> torch.Tensor:
@@ -155,7 +155,7 @@ class FrameState:
 
     def __init__(self, step: EchoFrameStep, batch: int) -> None:
         self.enc = [e.buffer(batch, f) for e, f in zip(step.encoder, step.sizes, strict=False)]
-        self.carry = [torch.zeros(batch, f, e.out)
+        self.carry = [e.weight.new_zeros(batch, f, e.out)
                       for e, f in zip(step.encoder, step.sizes[1:], strict=True)]
         # decoder inputs: ups[i] reads what has the size of encoder level -1 - i
         self.dec = [u.buffer(step.n_masks, batch, f)
@@ -238,8 +238,5 @@ class EchoFrameStep:
                 torch.add(h, skips[ne - 2 - i], out=state.dec[i + 1][1])
         m = torch.view_as_complex(h)  # (D, B, F): [re, im] is the last axis
         mag = m.abs()
-        gain = torch.tanh(mag).div_(mag.clamp_min_(1e-8))
-        out = m[0] * gain[0] * spec[:, 0]
-        for k in range(1, self.n_masks):
-            out = (m[k] * gain[k]) * out
-        return out
+        masks = m * torch.tanh(mag).div_(mag.clamp_min_(1e-8))  # bounded_complex_mask
+        return (masks[0] if self.n_masks == 1 else masks.prod(0)) * spec[:, 0]

@@ -146,9 +146,10 @@ class FusedDenseBlockStep:
         offs = [sum(sizes[:j]) for j in range(nl + 2)]
         self.hist = 2 ** (nl - 1)
         n_pre = nl * g2 + c2  # pre-activations: layers 0 .. L-1, then the transition
-        start = torch.zeros(n_pre, c2 + offs[nl])  # columns: x(t), g_j(t - 2^j) for j < L
-        cur = torch.zeros(n_pre, offs[nl + 1])  # columns: g_j(t), as the dense vector
-        bias = torch.zeros(n_pre)
+        like = layers[0].convs[0].weight_real.detach()
+        start = like.new_zeros(n_pre, c2 + offs[nl])  # columns: x(t), g_j(t - 2^j), j < L
+        cur = like.new_zeros(n_pre, offs[nl + 1])  # columns: g_j(t), as the dense vector
+        bias = like.new_zeros(n_pre)
         self.slopes = []
         for i, (layer, act) in enumerate(zip(layers, block.acts, strict=True)):
             scale, shift = self._bn(act[0])
