@@ -13,9 +13,11 @@ ablation: AEC without noise suppression).
 
 Every layer is causal in time, so the model streams: :meth:`EchoCanceller.process` takes one
 hop of microphone and reference samples at a time, carries the STFT, convolution and iSTFT
-state, and returns as many samples as it was given. The concatenated stream equals the offline
-:meth:`EchoCanceller.enhance` output delayed by ``n_fft - hop`` samples; the algorithmic latency
-is one STFT frame (``n_fft`` samples: 20 ms for the default 320-sample frame at 16 kHz), the
+state, and returns as many samples as it was given; each frame runs through a precomputed
+inference step (:mod:`audiofcn.models.echo_step`). The concatenated stream equals the offline
+:meth:`EchoCanceller.enhance` output delayed by ``n_fft - hop`` samples. The algorithmic
+latency (frame + look-ahead) is one STFT frame, ``n_fft`` samples: 20 ms for the default
+320-sample frame at 16 kHz, i.e. the 10 ms hop being collected plus the 10 ms output delay; the
 network adds no look-ahead.
 """
 
