@@ -133,3 +133,20 @@ def test_ema_state_survives_save_and_load() -> None:
     a.update(y, a.encode(y))
     b.update(y, b.encode(y))
     assert torch.allclose(a.codebook, b.codebook, atol=1e-5)
+
+
+def test_frozen_rvq_matches_module_codes_and_vectors() -> None:
+    from audiofcn.nn.quantizer import FrozenRVQ
+
+    torch.manual_seed(0)
+    rvq = ResidualVectorQuantizer(8, 4, 32)
+    rvq.train()(torch.randn(3, 8, 50))  # k-means init: codes spread out
+    rvq.eval()
+    z = torch.randn(2, 8, 30)
+    codes = rvq.encode(z, 3)
+    frozen = FrozenRVQ(rvq)
+    flat = z.permute(0, 2, 1).reshape(60, 8)
+    assert torch.equal(frozen.encode(flat, 3).reshape(2, 30, 3).permute(0, 2, 1), codes)
+    assert torch.allclose(frozen.decode(codes), rvq.decode(codes).permute(0, 2, 1), atol=1e-6)
+    with pytest.raises(ValueError):
+        frozen.encode(flat, 5)

@@ -26,6 +26,7 @@ class StreamingEncoder:
         self.model, self.n_q, self.denoise = model.eval(), n_q, denoise
         self.state: StreamState = {}
         self.samples = 0  # samples pushed so far
+        self.batch = 1
 
     @property
     def latency_samples(self) -> int:
@@ -34,15 +35,15 @@ class StreamingEncoder:
     def push(self, chunk: torch.Tensor) -> torch.Tensor:
         x = self.model._as_batch(chunk)
         self.samples += x.shape[-1]
+        self.batch = x.shape[0]
         return self.model.encode_stream(x, self.state, self.n_q, self.denoise)
 
     def flush(self) -> torch.Tensor:
         """Pad the last partial frame with zeros (as the offline encoder does) and emit it."""
         pad = -self.samples % self.model.hop_length
-        batch = next(iter(self.state.values())).shape[0] if self.state else 1
         device = self.model.quantizer.layers[0].codebook.device
-        codes = self.model.encode_stream(torch.zeros(batch, 1, pad, device=device), self.state,
-                                         self.n_q, self.denoise)
+        codes = self.model.encode_stream(torch.zeros(self.batch, 1, pad, device=device),
+                                         self.state, self.n_q, self.denoise)
         self.state = {}
         self.samples = 0
         return codes

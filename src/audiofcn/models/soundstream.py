@@ -30,7 +30,8 @@ from audiofcn.nn.causal import (
     StreamState,
 )
 from audiofcn.nn.film import FiLM
-from audiofcn.nn.quantizer import ResidualVectorQuantizer, RVQOutput
+from audiofcn.nn.quantizer import FrozenRVQ, ResidualVectorQuantizer, RVQOutput
+from audiofcn.nn.stream_plan import StreamPlan
 
 
 @dataclass
@@ -196,22 +197,47 @@ class SoundStream(PretrainedModel):
         return y if length is None else y[..., :length]
 
     # --- streaming (used by audiofcn.codec.streaming) ----------------------------------------
-    @torch.no_grad()
+    # The per-chunk path runs compiled plans (audiofcn.nn.stream_plan: time-major, one addmm per
+    # conv, weights snapshotted when the stream starts) kept in the caller's ``state`` dict.
+    def _encoder_plans(self, state: StreamState, denoise: bool) -> dict[str, Any]:
+        plans = state.get("encoder")
+        if plans is None:
+            enc, emb = StreamPlan(self.encoder), StreamPlan([self.to_embedding])
+            cond = self._cond(denoise, 1, self.quantizer.layers[0].codebook.device)
+            gamma, beta = self.film.proj(self.film.embed(cond)).chunk(2, dim=-1)
+            plans = state["encoder"] = {
+                "encoder": enc, "encoder_state": enc.new_state(), "embedding": emb,
+                "embedding_state": emb.new_state(), "film": (1.0 + gamma, beta),
+                "denoise": denoise, "rvq": FrozenRVQ(self.quantizer)}
+        elif plans["denoise"] != denoise:
+            raise ValueError("denoise cannot change within a stream")
+        return plans
+
+    @torch.inference_mode()
     def encode_stream(self, chunk: torch.Tensor, state: StreamState, n_q: int,
                       denoise: bool = False) -> torch.Tensor:
         """One chunk ``(batch, 1, n)`` of any length -> the codes of the frames it completed,
         ``(batch, n_q, m)``. ``state`` is a dict owned by the caller, one per stream."""
-        h = self.encoder.forward_stream(self._as_batch(chunk), state)
-        h = self.film(h, self._cond(denoise, h.shape[0], h.device))
-        z = self.to_embedding.forward_stream(h, state)
-        if z.shape[-1] == 0:
-            return torch.zeros(z.shape[0], n_q, 0, dtype=torch.long, device=z.device)
-        return self.quantizer.encode(z, n_q)
+        x = self._as_batch(chunk)
+        p = self._encoder_plans(state, denoise)
+        h = p["encoder"].step(x.transpose(1, 2), p["encoder_state"])  # (batch, m, C)
+        if h.shape[1] == 0:
+            return torch.zeros(x.shape[0], n_q, 0, dtype=torch.long, device=x.device)
+        scale, shift = p["film"]
+        z = p["embedding"].step(h * scale + shift, p["embedding_state"])  # (batch, m, D)
+        b, m, d = z.shape
+        return p["rvq"].encode(z.reshape(b * m, d), n_q).view(b, m, n_q).permute(0, 2, 1)
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def decode_stream(self, codes: torch.Tensor, state: StreamState) -> torch.Tensor:
         """Codes of ``m`` frames ``(batch, n_q, m)`` -> ``(batch, 1, m * hop)`` audio."""
         if codes.shape[-1] == 0:
             return torch.zeros(codes.shape[0], 1, 0, device=self.quantizer.layers[0]
                                .codebook.device)
-        return self.decoder.forward_stream(self.quantizer.decode(codes), state)
+        p = state.get("decoder")
+        if p is None:
+            dec = StreamPlan(self.decoder)
+            p = state["decoder"] = {"decoder": dec, "decoder_state": dec.new_state(),
+                                    "rvq": FrozenRVQ(self.quantizer)}
+        y = p["decoder"].step(p["rvq"].decode(codes), p["decoder_state"])  # (batch, T, 1)
+        return y.transpose(1, 2)

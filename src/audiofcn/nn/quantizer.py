@@ -264,3 +264,38 @@ class ResidualVectorQuantizer(nn.Module):
         for i in range(codes.shape[1]):
             out = out + self.layers[i].decode(codes[:, i])  # (B, T, D)
         return out.permute(0, 2, 1)
+
+
+class FrozenRVQ:
+    """Inference snapshot of a :class:`ResidualVectorQuantizer` for the streaming hot path:
+    codebooks stacked once, their squared norms precomputed, and decoding as one table lookup.
+
+    ``encode(z, n_q)``: ``(N, D)`` -> ``(N, n_q)`` int64; ``decode(codes)``: ``(B, n_q, T)`` ->
+    ``(B, T, D)`` (time-major). Same codes and vectors as the module (float rounding aside);
+    build a new one after the codebooks change.
+    """
+
+    def __init__(self, rvq: ResidualVectorQuantizer) -> None:
+        cbs = torch.stack([layer.codebook.detach() for layer in rvq.layers])  # (N_q, K, D)
+        self.codebooks = cbs
+        self.norms = cbs.square().sum(2)  # (N_q, K)
+        self.table = cbs.reshape(-1, cbs.shape[-1])
+        self.offsets = torch.arange(cbs.shape[0], device=cbs.device)[:, None] * cbs.shape[1]
+        self.num_quantizers = cbs.shape[0]
+
+    def encode(self, z: torch.Tensor, n_q: int) -> torch.Tensor:
+        if not 1 <= n_q <= self.num_quantizers:
+            raise ValueError(f"n_q must be in [1, {self.num_quantizers}], got {n_q}")
+        residual, codes = z, []
+        for i in range(n_q):
+            cb = self.codebooks[i]
+            code = torch.addmm(self.norms[i], residual, cb.T, alpha=-2.0).argmin(1)
+            residual = residual - F.embedding(code, cb)
+            codes.append(code)
+        return torch.stack(codes, 1)
+
+    def decode(self, codes: torch.Tensor) -> torch.Tensor:
+        if codes.shape[1] > self.num_quantizers:
+            raise ValueError(f"{codes.shape[1]} codebooks given, model has "
+                             f"{self.num_quantizers}")
+        return F.embedding(codes + self.offsets[:codes.shape[1]], self.table).sum(1)
