@@ -7,7 +7,8 @@ Rows: ours (SoundStream, C=16 and C=32 at 16 kHz, C=16 at 24 kHz) offline and st
 package's 24 kHz model built from its own classes with random weights (no download; the same
 compute as the released model) at 6 kbps, in the same process. EnCodec has no cached streaming
 state, so it is timed offline only (its cheapest mode). RTF = seconds of audio per second of
-compute (higher is faster). Prints a markdown table.
+compute (higher is faster), from wall-clock time and from the thread's CPU time (the latter is
+less sensitive to other jobs on a shared machine). Prints a markdown table and the load average.
 """
 
 from __future__ import annotations
@@ -85,10 +86,11 @@ def encodec_jobs(audio16: torch.Tensor) -> tuple[float, dict[str, Callable[[], o
 
 
 def run_interleaved(rows: list[tuple[str, int, float, dict[str, Callable[[], object]]]],
-                    repeats: int) -> list[dict[str, float]]:
+                    repeats: int) -> list[dict[str, tuple[float, float]]]:
     """Time every (model, mode) once per round, round-robin, so that load changes on a shared
-    machine hit all rows alike; RTF from the median round."""
-    times: list[dict[str, list[float]]] = [{k: [] for k in jobs} for _, _, _, jobs in rows]
+    machine hit all rows alike; (wall RTF, CPU RTF) from the median round."""
+    times: list[dict[str, list[tuple[float, float]]]] = [{k: [] for k in jobs}
+                                                         for _, _, _, jobs in rows]
     with torch.inference_mode():
         for _, _, _, jobs in rows:  # warm-up (allocations, lazy init)
             for fn in jobs.values():
@@ -96,10 +98,11 @@ def run_interleaved(rows: list[tuple[str, int, float, dict[str, Callable[[], obj
         for _ in range(repeats):
             for (_, _, _, jobs), t in zip(rows, times, strict=True):
                 for k, fn in jobs.items():
-                    t0 = time.perf_counter()
+                    t0, c0 = time.perf_counter(), time.thread_time()
                     fn()
-                    t[k].append(time.perf_counter() - t0)
-    return [{k: dur / statistics.median(v) for k, v in t.items()}
+                    t[k].append((time.perf_counter() - t0, time.thread_time() - c0))
+    return [{k: (dur / statistics.median(w for w, _ in v), dur / statistics.median(c for _, c in v))
+             for k, v in t.items()}
             for (_, _, dur, _), t in zip(rows, times, strict=True)]
 
 
@@ -134,15 +137,18 @@ def main(argv: list[str] | None = None) -> int:
                      params, *encodec_jobs(audio)))
     except ImportError:
         print("encodec not installed: peer row skipped (pip install encodec)")
+    load0 = os.getloadavg()[0]
     results = run_interleaved(rows, args.repeats)
     print(f"\n{args.seconds:g} s of speech, 1 thread, median of {args.repeats} interleaved rounds; "
-          "RTF = audio seconds per compute second (higher is faster)\n")
+          "RTF = audio seconds per compute second (higher is faster), wall / thread CPU time; "
+          f"1-min load average {load0:.1f} before, {os.getloadavg()[0]:.1f} after "
+          f"({os.cpu_count()} CPUs)\n")
     print("| model | params | encode RTF | decode RTF | stream encode RTF (20 ms) | "
           "stream decode RTF (20 ms) |")
     print("|---|---|---|---|---|---|")
 
-    def fmt(d: dict[str, float], k: str) -> str:
-        return f"{d[k]:.1f}x" if k in d else "n/a (no streaming state)"
+    def fmt(d: dict[str, tuple[float, float]], k: str) -> str:
+        return f"{d[k][0]:.1f}x / {d[k][1]:.1f}x" if k in d else "n/a (no streaming state)"
 
     for (name, params, _, _), d in zip(rows, results, strict=True):
         print(f"| {name} | {params / 1e6:.2f} M | {fmt(d, 'encode')} | {fmt(d, 'decode')} | "
