@@ -1,14 +1,16 @@
 """Codec speed on one thread: encode/decode real-time factors, offline and streaming (20 ms).
 
-    python benchmarks/codec.py [--data-root ../shared/data] [--seconds 10] [--repeats 3]
+    python benchmarks/codec.py [--data-root ../shared/data] [--seconds 10] [--repeats 5]
 
 Rows: ours (SoundStream, C=16 and C=32 at 16 kHz, C=16 at 24 kHz) offline and streaming with
-20 ms chunks through the stateful StreamingEncoder/Decoder; the peer is the ``encodec`` pip
-package's 24 kHz model built from its own classes with random weights (no download; the same
-compute as the released model) at 6 kbps, in the same process. EnCodec has no cached streaming
-state, so it is timed offline only (its cheapest mode). RTF = seconds of audio per second of
-compute (higher is faster), from wall-clock time and from the thread's CPU time (the latter is
-less sensitive to other jobs on a shared machine). Prints a markdown table and the load average.
+20 ms chunks through the stateful StreamingEncoder/Decoder (compiled stream plans); C=16 streamed
+through the modules' own forward_stream (the slower reference path, for before/after); and the
+peer, the ``encodec`` pip package's 24 kHz model built from its own classes with random weights
+(no download; the same compute as the released model) at 6 kbps, in the same process. EnCodec
+has no cached streaming state, so it is timed offline only (its cheapest mode). RTF = seconds
+of audio per second of compute (higher is faster), from wall-clock time and from the thread's
+CPU time (less sensitive to other jobs on a shared machine). Prints a markdown table and the
+load average.
 """
 
 from __future__ import annotations
@@ -72,6 +74,36 @@ def ours_jobs(model: SoundStream, audio: torch.Tensor, n_q: int
                  "encode_stream": enc_stream, "decode_stream": dec_stream}
 
 
+def module_path_jobs(model: SoundStream, audio: torch.Tensor, n_q: int
+                     ) -> tuple[float, dict[str, Callable[[], object]]]:
+    """20 ms streaming through the modules' own ``forward_stream`` (the path ``StreamingEncoder``
+    / ``StreamingDecoder`` used before :mod:`audiofcn.nn.stream_plan`): the before/after row."""
+    model.eval()
+    x = audio[None, None]
+    chunk = model.config.sample_rate // 50
+    with torch.inference_mode():
+        codes = model.encode(x, n_q)
+    cond = torch.zeros(1, dtype=torch.long)
+
+    def enc_stream() -> None:
+        state: dict = {}
+        for i in range(0, x.shape[-1], chunk):
+            h = model.film(model.encoder.forward_stream(x[..., i:i + chunk], state), cond)
+            z = model.to_embedding.forward_stream(h, state)
+            if z.shape[-1]:
+                model.quantizer.encode(z, n_q)
+
+    def dec_stream() -> None:
+        state: dict = {}
+        frames_per_chunk = max(1, chunk // model.hop_length)
+        for i in range(0, codes.shape[-1], frames_per_chunk):
+            model.decoder.forward_stream(model.quantizer.decode(codes[..., i:i + frames_per_chunk]),
+                                         state)
+
+    return audio.numel() / model.config.sample_rate, {"encode_stream": enc_stream,
+                                                      "decode_stream": dec_stream}
+
+
 def encodec_jobs(audio16: torch.Tensor) -> tuple[float, dict[str, Callable[[], object]]]:
     from encodec import EncodecModel
 
@@ -126,7 +158,9 @@ def main(argv: list[str] | None = None) -> int:
             ("ours 16 kHz C=32, 6 kbps (random weights)", c32.num_parameters(),
              *ours_jobs(c32, audio, 12)),
             ("ours 24 kHz C=16, 6 kbps (random weights)", c16_24.num_parameters(),
-             *ours_jobs(c16_24, audio24, 8))]
+             *ours_jobs(c16_24, audio24, 8)),
+            ("ours 16 kHz C=16, module-by-module `forward_stream` (the path before "
+             "`nn.stream_plan`)", c16.num_parameters(), *module_path_jobs(c16, audio, 12))]
     try:
         import encodec
         from encodec import EncodecModel
@@ -148,7 +182,9 @@ def main(argv: list[str] | None = None) -> int:
     print("|---|---|---|---|---|---|")
 
     def fmt(d: dict[str, tuple[float, float]], k: str) -> str:
-        return f"{d[k][0]:.1f}x / {d[k][1]:.1f}x" if k in d else "n/a (no streaming state)"
+        if k in d:
+            return f"{d[k][0]:.1f}x / {d[k][1]:.1f}x"
+        return "n/a (no streaming state)" if k.endswith("stream") else "same as above"
 
     for (name, params, _, _), d in zip(rows, results, strict=True):
         print(f"| {name} | {params / 1e6:.2f} M | {fmt(d, 'encode')} | {fmt(d, 'decode')} | "
