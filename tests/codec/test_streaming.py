@@ -58,3 +58,26 @@ def test_streaming_decoder_equals_offline(model: SoundStream) -> None:
     streamed = torch.cat(outs, dim=-1)
     assert streamed.shape == offline.shape
     assert (streamed - offline).abs().max() < 1e-5
+
+
+def test_streaming_encoder_applies_the_denoise_condition(model: SoundStream) -> None:
+    torch.manual_seed(1)
+    with torch.no_grad():  # a FiLM that is not the identity, so the condition matters
+        model.film.proj.weight.normal_(0, 0.5)
+        model.film.proj.bias.normal_(0, 0.5)
+    x = torch.randn(1, 1, 2000) * 0.1
+    try:
+        for denoise in (False, True):
+            enc = StreamingEncoder(model, 3, denoise=denoise)
+            streamed = torch.cat([enc.push(x[..., i:i + 333]) for i in range(0, 2000, 333)]
+                                 + [enc.flush()], dim=-1)
+            assert torch.equal(streamed, model.encode(x, 3, denoise=denoise))
+        assert not torch.equal(model.encode(x, 3, denoise=True), model.encode(x, 3))
+        state: dict = {}
+        model.encode_stream(x[..., :100], state, 3, denoise=False)
+        with pytest.raises(ValueError, match="denoise"):
+            model.encode_stream(x[..., 100:200], state, 3, denoise=True)
+    finally:
+        with torch.no_grad():
+            model.film.proj.weight.zero_()
+            model.film.proj.bias.zero_()
