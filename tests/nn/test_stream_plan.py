@@ -75,3 +75,16 @@ def test_shifted_elu_is_elu_plus_one(inplace: bool) -> None:
     y = shifted_elu(x.clone() if inplace else x, inplace=inplace)
     assert torch.allclose(y, ref, atol=1e-6)
     assert torch.equal(x, torch.linspace(-30, 30, 1001))  # input kept unless asked
+
+
+def test_plan_keeps_leftover_samples_without_left_context() -> None:
+    torch.manual_seed(0)
+    # kernel == stride: no left padding, but an odd chunk leaves a sample for the next frame
+    net = StreamingSequential(CausalConv1d(2, 3, 2, stride=2), nn.ELU(),
+                              CausalConvTranspose1d(3, 2, 4, stride=2))
+    x = torch.randn(1, 2, 51)
+    with torch.no_grad():
+        offline = net(x)
+        streamed = _plan_stream(StreamPlan(net), x, [3, 0, 1, 10])
+    assert streamed.shape == offline.shape == (1, 2, 50)
+    assert (streamed - offline).abs().max() < 1e-5

@@ -59,13 +59,10 @@ class _Conv:
 
     def __call__(self, x: torch.Tensor, state: PlanState, i: int) -> torch.Tensor | None:
         b, _, c = x.shape
-        if self.left:
-            hist = state[i]
-            if hist is None:
-                hist = x.new_full((b, self.left, c), self.pad)
-            buf = torch.cat((hist, x), 1)
-        else:
-            buf = x.contiguous()
+        hist = state[i]
+        if hist is None and self.left:
+            hist = x.new_full((b, self.left, c), self.pad)
+        buf = torch.cat((hist, x), 1) if hist is not None and hist.shape[1] else x.contiguous()
         length, s = buf.shape[1], self.stride
         m = (length - self.receptive) // s + 1 if length >= self.receptive else 0
         state[i] = buf[:, m * s:]  # exactly the left context the next frame needs
@@ -98,8 +95,10 @@ class _ConvTranspose:
         self.bias = full_bias.contiguous()
         self.frame = s * self.out_ch
 
-    def __call__(self, x: torch.Tensor, state: PlanState, i: int) -> torch.Tensor:
+    def __call__(self, x: torch.Tensor, state: PlanState, i: int) -> torch.Tensor | None:
         b, n, c = x.shape
+        if n == 0:
+            return None
         y = torch.addmm(self.bias, x.reshape(b * n, c), self.weight)
         y = y.view(b, n, self.taps, self.frame)
         tail = state[i]
