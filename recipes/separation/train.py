@@ -59,7 +59,7 @@ def train(cfg: dict, out: Path, manifest: Path, threads: int = 1, progress: bool
         task = VocalMagnitudeTask()
     else:
         task = IBMMaskTask(tcfg.get("label_smoothing", 0.02), patch,
-                           tcfg.get("patches_per_item", 8))
+                           tcfg.get("patches_per_item", 8), tcfg.get("recon_weight", 0.0))
         if cfg.get("pretrain"):
             ae = MaskedVocalAETask(patch_frames=patch,
                                    patches_per_item=tcfg.get("patches_per_item", 8))

@@ -173,3 +173,43 @@ def test_checkpoint_round_trip(tmp_path: Path, make) -> None:
     assert type(again) is type(model) and again.config == model.config
     mag = torch.rand(1, TINY_STFT.n_freqs, 10)
     assert torch.allclose(again.predict_mask(mag), model.predict_mask(mag))
+
+
+def test_fcn_refine_branch_and_frequency_norm() -> None:
+    torch.manual_seed(0)
+    cfg = FCNSeparatorConfig(sample_rate=SR, stft=TINY_STFT, channels=(4, 8, 8),
+                             stem_stride=(2, 2), refine_channels=3, freq_norm=True)
+    model = FCNSeparator(cfg).eval()
+    assert model.head.in_channels == 4 + 3 and model.freq_scale.shape == (TINY_STFT.n_freqs, 1)
+    mag = torch.rand(2, TINY_STFT.n_freqs, 37)
+    with torch.no_grad():
+        out = model(mag)
+        assert out.shape == mag.shape
+        model.freq_scale[20] = 3.0  # the per-bin affine is on the input path
+        scaled = model(mag)
+        assert not torch.allclose(scaled, out)
+        model.refine[0].weight.zero_()  # so is the full-resolution branch
+        assert not torch.allclose(model(mag), scaled)
+    with pytest.raises(ValueError, match="strided stem"):
+        FCNSeparator(FCNSeparatorConfig(sample_rate=SR, stft=TINY_STFT, channels=(4, 8),
+                                        refine_channels=2))
+    # Default configs keep the shipped parameter names and shapes.
+    plain = FCNSeparator(FCNSeparatorConfig(sample_rate=SR, stft=TINY_STFT, channels=(4, 8, 8)))
+    assert not any(k.startswith(("refine", "freq_")) for k in plain.state_dict())
+    assert plain.head.kernel_size == (1, 1)
+
+
+def test_ibm_loss_with_magnitude_reconstruction_term() -> None:
+    torch.manual_seed(0)
+    model = tiny_fcn().eval()
+    batch = _batch()
+    plain, recon = IBMMaskTask(), IBMMaskTask(recon_weight=2.0)
+    with torch.no_grad():
+        base = plain.validation_step(model, batch)
+        both = recon.validation_step(model, batch)
+        mix, voice, _ = plain.spectra(model, batch)
+        expected = ((torch.sigmoid(model(mix)) * mix - voice).abs().mean() / mix.mean())
+    assert both["recon"] == pytest.approx(float(expected), rel=1e-5)
+    assert both["loss"] == pytest.approx(base["loss"] + 2.0 * float(expected), rel=1e-5)
+    with pytest.raises(ValueError, match="recon_weight"):
+        IBMMaskTask(recon_weight=-1.0)

@@ -186,6 +186,13 @@ class FCNSeparatorConfig:
     log_input: bool = True
     input_norm: bool = True
     dropout: float = 0.1  # on the bottleneck
+    # With a strided stem: channels of a cheap full-resolution branch (one 3x3 conv on the
+    # input) concatenated with the up-sampled U-Net output before a 3x3 head, so the mask can
+    # follow single bins and frames again (0 = none: the 1x1 head on the U-Net output only).
+    refine_channels: int = 0
+    # A learned per-frequency-bin affine on the (log) input, like Open-Unmix's per-bin
+    # standardisation (after the global batch norm).
+    freq_norm: bool = False
 
 
 class _Block(nn.Sequential):
@@ -217,6 +224,10 @@ class FCNSeparator(PretrainedModel):
         self.n_freqs = c.stft.n_freqs
         self.patch_frames = None  # whole spectrograms, not patches
         self.input = _InputTransform(c.log_input, c.input_norm)
+        self.freq_scale = self.freq_shift = None
+        if c.freq_norm:
+            self.freq_scale = nn.Parameter(torch.ones(self.n_freqs, 1))
+            self.freq_shift = nn.Parameter(torch.zeros(self.n_freqs, 1))
         ch = list(c.channels)
         self.down = nn.ModuleList()
         c_in = 1
@@ -240,7 +251,16 @@ class FCNSeparator(PretrainedModel):
         for hi, lo in zip(reversed(ch[1:]), reversed(ch[:-1]), strict=True):
             self.upsample.append(nn.ConvTranspose2d(hi, lo, 2, stride=2))
             self.up.append(_Block(2 * lo, lo, c.kernel, c.se))
-        self.head = nn.Conv2d(ch[0], 1, 1)
+        self.refine: nn.Module | None = None
+        if c.refine_channels:
+            if (sf, st) == (1, 1):
+                raise ValueError("refine_channels needs a strided stem (stem_stride != (1, 1))")
+            r = c.refine_channels
+            self.refine = nn.Sequential(nn.Conv2d(1, r, 3, padding=1, bias=False),
+                                        nn.BatchNorm2d(r), nn.ReLU())
+            self.head = nn.Conv2d(ch[0] + r, 1, 3, padding=1)
+        else:
+            self.head = nn.Conv2d(ch[0], 1, 1)
         # Channels-last is ~1.5x faster for these few-channel convs on CPU (oneDNN); weights are
         # saved contiguous by serialize(), so checkpoints do not depend on it.
         self.to(memory_format=torch.channels_last)
@@ -259,8 +279,14 @@ class FCNSeparator(PretrainedModel):
         f, t = mag.shape[-2:]
         mf, mt = self.multiple
         fp, tp = math.ceil(f / mf) * mf, math.ceil(t / mt) * mt
-        x = self.input(F.pad(mag, (0, tp - t, 0, fp - f))).contiguous(
-            memory_format=torch.channels_last)
+        if self.freq_scale is not None:
+            x = self.input(mag)
+            x = x * self.freq_scale + self.freq_shift
+            x = F.pad(x, (0, tp - t, 0, fp - f))
+        else:
+            x = self.input(F.pad(mag, (0, tp - t, 0, fp - f)))
+        x = x.contiguous(memory_format=torch.channels_last)
+        full = x
         x = self.stem(x)
         skips = []
         for i, block in enumerate(self.down):
@@ -271,7 +297,10 @@ class FCNSeparator(PretrainedModel):
         x = self.dropout(skips.pop())
         for upsample, block in zip(self.upsample, self.up, strict=True):
             x = block(torch.cat([upsample(x), skips.pop()], dim=1))
-        return self.head(self.unstem(x))[:, 0, :f, :t]
+        x = self.unstem(x)
+        if self.refine is not None:
+            x = torch.cat([x, self.refine(full)], dim=1)
+        return self.head(x)[:, 0, :f, :t]
 
     @torch.no_grad()
     def predict_mask(self, mag: torch.Tensor, **_: object) -> torch.Tensor:

@@ -114,13 +114,19 @@ class IBMMaskTask(_SpectraMixin):
 
     ``patch_frames``: cut ``patches_per_item`` random patches of that width from each excerpt
     (the paper CNN); ``None`` trains on the whole excerpt's spectrogram (the FCN).
+    ``recon_weight`` > 0 adds a magnitude reconstruction term: the L1 distance between the
+    soft-masked mixture ``σ(logits) ⊙ |X|`` and the vocal magnitude ``|V|``, divided by the
+    batch's mean ``|X|`` (so it does not depend on the recording level), times the weight.
     """
 
     def __init__(self, label_smoothing: float = 0.02, patch_frames: int | None = None,
-                 patches_per_item: int = 8) -> None:
+                 patches_per_item: int = 8, recon_weight: float = 0.0) -> None:
+        if recon_weight < 0:
+            raise ValueError(f"recon_weight must be >= 0, got {recon_weight}")
         self.label_smoothing = label_smoothing
         self.patch_frames = patch_frames
         self.patches_per_item = patches_per_item
+        self.recon_weight = recon_weight
 
     def _loss(self, model: nn.Module, batch: torch.Tensor) -> dict[str, torch.Tensor]:
         mix, voice, acc = self.spectra(model, batch)
@@ -130,9 +136,14 @@ class IBMMaskTask(_SpectraMixin):
         ibm = ideal_binary_mask(voice, acc)
         logits = model(mix)
         loss = F.binary_cross_entropy_with_logits(logits, smooth_labels(ibm, self.label_smoothing))
+        out = {}
+        if self.recon_weight:
+            recon = (torch.sigmoid(logits) * mix - voice).abs().mean() / mix.mean().clamp_min(1e-8)
+            out["recon"] = recon.detach()
+            loss = loss + self.recon_weight * recon
         with torch.no_grad():
             accuracy = ((logits > 0).to(ibm.dtype) == ibm).float().mean()
-        return {"loss": loss, "pixel_accuracy": accuracy}
+        return {"loss": loss, "pixel_accuracy": accuracy, **out}
 
     def training_step(self, model: nn.Module,
                       batch: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
