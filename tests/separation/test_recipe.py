@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 import soundfile as sf
 import torch
 
@@ -67,3 +68,20 @@ def test_tiny_config_trains_and_evaluates(tmp_path: Path) -> None:
     assert (tmp_path / "eval" / "report.json").exists()
     assert (tmp_path / "eval" / "mask.png").exists()
     assert "| tiny |" in evaluate.markdown(report)
+
+
+def _row(nsdr: float, duration: float) -> dict:
+    return {"voice_nsdr": nsdr, "duration": duration}
+
+
+def test_compare_counts_wins_and_weights_by_duration() -> None:
+    compare = _import("compare")
+    report = {"clips": {
+        "a": {"amy_1": _row(4.0, 1.0), "amy_2": _row(0.0, 3.0), "bob_1": _row(2.0, 2.0)},
+        "b": {"amy_1": _row(1.0, 1.0), "amy_2": _row(1.0, 3.0), "bob_1": _row(1.0, 2.0)}}}
+    out = compare.compare(report, "a", "b")
+    assert out["clips"] == 3 and out["wins"] == 2
+    assert out["per_singer"]["amy"] == {"a": 1.0, "b": 1.0}
+    assert out["gnsdr_difference"] == pytest.approx((4 + 0 + 4 - 6) / 6)
+    with pytest.raises(SystemExit, match="not in the report"):
+        compare.compare(report, "a", "c")
