@@ -8,7 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 PY=${PY:-.venv/bin/python}
-R=runs/tagging
+R=${R:-runs/tagging}  # output root (R=/abs/path to write elsewhere)
 export OMP_NUM_THREADS=1
 
 # Datasets (each prepared once; PREPARE=0 skips this when they are being made elsewhere)
@@ -26,7 +26,9 @@ if [ ${#JOBS[@]} -eq 0 ]; then
         synth_samplecnn:synth synth_samplecnn_se:synth synth_attention:synth
         instruments_samplecnn:instruments instruments_samplecnn_se:instruments
         instruments_attention:instruments
-        fsdd_digit_m3:fsdd_digit fsdd_digit_m18:fsdd_digit)
+        fsdd_digit_m3:fsdd_digit fsdd_digit_m5:fsdd_digit fsdd_digit_m11:fsdd_digit
+        fsdd_digit_m18:fsdd_digit fsdd_digit_m34res:fsdd_digit
+        fsdd_digit_noaug_m3:fsdd_digit fsdd_digit_noaug_m18:fsdd_digit)
 fi
 for job in "${JOBS[@]}"; do
   cfg=${job%%:*}; data=${job#*:}; out=$R/runs/$cfg

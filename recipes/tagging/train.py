@@ -61,7 +61,9 @@ def main(argv: list[str] | None = None) -> int:
     show = not args.no_progress and ctx.is_main
     train = ClipDataset(train_recs, root, labels, mc.sample_rate, mc.input_length, multi_label,
                         random_crop=True, gain_jitter_db=cfg.get("gain_jitter_db", 0.0),
-                        progress=show, preload=cfg.get("preload", True))
+                        progress=show, preload=cfg.get("preload", True),
+                        time_shift=bool(cfg.get("time_shift", False)),
+                        speed_perturb=float(cfg.get("speed_perturb", 0.0)))
     valid = ClipDataset(valid_recs, root, labels, mc.sample_rate, mc.input_length, multi_label,
                         random_crop=False, progress=show, preload=cfg.get("preload", True))
     tc = {f.name for f in dataclasses.fields(TrainConfig)}

@@ -62,7 +62,13 @@ class ClipDataset(Dataset):
         crop_length: samples per example.
         multi_label: multi-hot float targets (True) or class indices (False).
         random_crop: random crop position (training) instead of the centre crop.
-        gain_jitter_db: training augmentation, random gain in ±dB (0 disables).
+        gain_jitter_db: training augmentation, random gain in ±dB (0 disables). Note that a
+            model whose frontend normalises each example (``normalize="rms"``) undoes it.
+        time_shift: training augmentation for clips shorter than ``crop_length``: place the
+            clip at a random offset in the zero-padded crop instead of at its start.
+        speed_perturb: training augmentation, resample each clip by a random factor in
+            ``[1 - s, 1 + s]`` before cropping (tempo and pitch change together, as in speed
+            perturbation for speech); 0 disables.
         preload: decode every clip once into memory (small datasets). ``False`` decodes only
             the crop on each access (``load_audio`` with offset/duration from the manifest's
             ``duration``), for datasets that do not fit in memory (MagnaTagATune); use
@@ -73,13 +79,20 @@ class ClipDataset(Dataset):
                  labels: Sequence[str], sample_rate: int, crop_length: int,
                  multi_label: bool = True, random_crop: bool = True,
                  gain_jitter_db: float = 0.0, progress: bool = False,
-                 preload: bool = True) -> None:
+                 preload: bool = True, time_shift: bool = False,
+                 speed_perturb: float = 0.0) -> None:
         from tqdm import tqdm
 
         self.labels = list(labels)
         self.crop_length = crop_length
         self.random_crop = random_crop
         self.gain_jitter_db = gain_jitter_db
+        if not 0.0 <= speed_perturb < 1.0:
+            raise ValueError(f"speed_perturb must be in [0, 1), got {speed_perturb}")
+        if (time_shift or speed_perturb) and not preload:
+            raise ValueError("time_shift and speed_perturb need preload=True")
+        self.time_shift = time_shift
+        self.speed_perturb = speed_perturb
         self.records = list(records)
         self.root = root
         self.sample_rate = sample_rate
@@ -102,17 +115,34 @@ class ClipDataset(Dataset):
                               duration=min(seconds, r.duration))
         return crop_or_pad(audio[0], self.crop_length, 0)
 
+    def _augment_length(self, audio: torch.Tensor) -> torch.Tensor:
+        """Speed perturbation (training only): linear resampling by a random factor."""
+        if not (self.speed_perturb and self.random_crop):
+            return audio
+        factor = 1.0 + (float(torch.rand(())) * 2 - 1) * self.speed_perturb
+        n = max(1, round(audio.shape[-1] / factor))
+        return F.interpolate(audio[None, None], size=n, mode="linear",
+                             align_corners=False)[0, 0]
+
+    def _crop(self, audio: torch.Tensor) -> torch.Tensor:
+        t = audio.shape[-1]
+        if not self.random_crop:
+            return crop_or_pad(audio, self.crop_length)
+        if t > self.crop_length:
+            start = int(torch.randint(0, t - self.crop_length + 1, ()))
+            return crop_or_pad(audio, self.crop_length, start)
+        if self.time_shift and t < self.crop_length:
+            left = int(torch.randint(0, self.crop_length - t + 1, ()))
+            return F.pad(audio, (left, self.crop_length - t - left))
+        return crop_or_pad(audio, self.crop_length)
+
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
         if not self.preload:
             x = self._lazy_crop(i)
             if self.gain_jitter_db and self.random_crop:
                 x = x * 10 ** (((torch.rand(()) * 2 - 1) * self.gain_jitter_db) / 20)
             return x, self.targets[i]
-        audio = self.audio[i]
-        start = None
-        if self.random_crop and audio.shape[-1] > self.crop_length:
-            start = int(torch.randint(0, audio.shape[-1] - self.crop_length + 1, ()))
-        x = crop_or_pad(audio, self.crop_length, start)
+        x = self._crop(self._augment_length(self.audio[i]))
         if self.gain_jitter_db and self.random_crop:
             db = (torch.rand(()) * 2 - 1) * self.gain_jitter_db
             x = x * 10 ** (db / 20)
