@@ -103,6 +103,25 @@ def test_samplecnn_se_variants_add_excitation():
     assert rese > se
 
 
+def test_fcn4_parameter_count_is_the_plans():
+    # Choi et al.'s FCN-4 plan (FACTS.md: 3x3 conv-BN layers, pools (2,4),(4,5),(3,8),(4,8);
+    # widths 128-384-768-2048): conv weights + BN, input BN, linear 2048 -> 50 tags.
+    c = (1, 128, 384, 768, 2048)
+    plan = 2 + sum(9 * a * b + 2 * b for a, b in zip(c[:-1], c[1:], strict=True)) + 2048 * 50 + 50
+    assert FCN(FCNConfig.variant("fcn4")).num_parameters() == plan == 17_362_612
+
+
+def test_attention_tagger_encoder_count_is_won_et_al():
+    # Won et al.'s encoder: 2 BERT-style layers, hidden 256, 8 heads, feed-forward 1024
+    # (their public code); per layer 4 projections d×d+d, FF 2·d·ff+ff+d, 2 LayerNorms.
+    cfg = SelfAttentionTaggerConfig()
+    d, ff = cfg.d_model, cfg.ff_dim
+    assert (cfg.n_layers, cfg.n_heads, d, ff) == (2, 8, 256, 1024)
+    per_layer = 4 * (d * d + d) + 2 * d * ff + ff + d + 4 * d
+    m = SelfAttentionTagger(cfg)
+    assert sum(p.numel() for p in m.layers.parameters()) == 2 * per_layer == 1_579_520
+
+
 @pytest.mark.parametrize("variant", sorted(FCN_VARIANTS))
 def test_fcn_variants_pool_input_to_one_by_one(variant):
     cfg = FCNConfig.variant(variant)

@@ -119,3 +119,31 @@ def test_time_budget_stops_early_and_anneals_the_learning_rate(tmp_path):
     again = Trainer(fx.tiny_models()["rawwave"], TaggingTask(), train, valid, cfg)
     again.fit()
     assert again.epoch == 1
+
+
+def test_clip_dataset_time_shift_and_speed_perturbation(tmp_path):
+    save_audio(tmp_path / "s.wav", torch.full((1000,), 0.5), 8000)
+    recs = [AudioRecord("s.wav", 1000 / 8000, 8000, label="low")]
+    torch.manual_seed(0)
+    shifted = ClipDataset(recs, tmp_path, fx.LABELS, 8000, 4000, multi_label=False,
+                          time_shift=True)
+    starts = set()
+    for _ in range(20):
+        x, _ = shifted[0]
+        nz = torch.nonzero(x.abs() > 0.25)[:, 0]
+        assert x.shape == (4000,) and len(nz) == 1000  # the whole clip, moved
+        starts.add(int(nz[0]))
+    assert len(starts) > 5 and max(starts) <= 3000
+    speed = ClipDataset(recs, tmp_path, fx.LABELS, 8000, 4000, multi_label=False,
+                        speed_perturb=0.2)
+    lengths = {int((speed[0][0].abs() > 0.25).sum()) for _ in range(20)}
+    assert len(lengths) > 3 and all(830 <= n <= 1250 for n in lengths)  # 1000 / (1 ± 0.2)
+    # evaluation crops are never augmented
+    plain = ClipDataset(recs, tmp_path, fx.LABELS, 8000, 4000, multi_label=False,
+                        random_crop=False, time_shift=True, speed_perturb=0.2)
+    assert torch.equal(plain[0][0][:1000], torch.full((1000,), 0.5)) and \
+        plain[0][0][1000:].abs().sum() == 0
+    with pytest.raises(ValueError, match="speed_perturb"):
+        ClipDataset(recs, tmp_path, fx.LABELS, 8000, 4000, speed_perturb=1.5)
+    with pytest.raises(ValueError, match="preload"):
+        ClipDataset(recs, tmp_path, fx.LABELS, 8000, 4000, time_shift=True, preload=False)
