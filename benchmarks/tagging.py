@@ -10,7 +10,9 @@ and the small recipe/shipped configs) on batches of its own input length:
   * training: audio seconds per second through forward + backward + AdamW step;
   * MACs per second of audio (``torch.utils.flop_counter``, FLOPs / 2), parameters.
 Also the end-to-end ``audiofcn tag`` path (file decode + chunking + model) with the shipped
-tagger on rendered songs, which is what the ">= 100x real time" target refers to.
+tagger on rendered songs, which is what the ">= 100x real time" target refers to: run
+``--cli-repeats`` times, each with wall time, process CPU time, the time spent waiting for a
+CPU (run queue) and the load average, since wall time on a shared machine measures the load.
 No peer tagger is installed here; the log-mel frontend alone is given as a reference row.
 """
 
