@@ -28,7 +28,8 @@ if [ ${#JOBS[@]} -eq 0 ]; then
         instruments_attention:instruments
         fsdd_digit_m3:fsdd_digit fsdd_digit_m5:fsdd_digit fsdd_digit_m11:fsdd_digit
         fsdd_digit_m18:fsdd_digit fsdd_digit_m34res:fsdd_digit
-        fsdd_digit_noaug_m3:fsdd_digit fsdd_digit_noaug_m18:fsdd_digit)
+        fsdd_digit_noaug_m3:fsdd_digit fsdd_digit_noaug_m18:fsdd_digit
+        fsdd_digit_small_m3:fsdd_digit fsdd_digit_small_m18:fsdd_digit)
 fi
 for job in "${JOBS[@]}"; do
   cfg=${job%%:*}; data=${job#*:}; out=$R/runs/$cfg
