@@ -68,6 +68,9 @@ def main() -> int:
     print(tagging_table(runs, "instruments"))
     print("\n### FSDD speaker ID (5 speakers, held-out recordings)\n")
     print(mseries_table(runs, "fsdd_"))
+    print("\n### FSDD speaker ID, digit recipe (paper widths, 1 s crops, time shift + speed "
+          "perturbation ±10 %)\n")
+    print(mseries_table(runs, "fsdd_speaker_"))
     print("\n### FSDD digits (held-out speaker: theo test, nicolas valid; paper widths, "
           "1 s crops, time shift + speed perturbation ±10 %)\n")
     print(mseries_table(runs, "fsdd_digit_"))

@@ -23,6 +23,8 @@ JOBS=("$@")
 if [ ${#JOBS[@]} -eq 0 ]; then
   JOBS=(synth_fcn:synth instruments_fcn:instruments
         fsdd_m3:fsdd_speaker fsdd_m5:fsdd_speaker fsdd_m11:fsdd_speaker fsdd_m18:fsdd_speaker
+        fsdd_speaker_m3:fsdd_speaker fsdd_speaker_m5:fsdd_speaker fsdd_speaker_m11:fsdd_speaker
+        fsdd_speaker_m18:fsdd_speaker
         synth_samplecnn:synth synth_samplecnn_se:synth synth_attention:synth
         instruments_samplecnn:instruments instruments_samplecnn_se:instruments
         instruments_attention:instruments
