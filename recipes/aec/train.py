@@ -31,7 +31,7 @@ from audiofcn.data.aec_sim import AECSimConfig, AECSimDataset
 from audiofcn.io import read_manifest
 from audiofcn.models.base import config_from_dict
 from audiofcn.models.echo import EchoCanceller, EchoCancellerConfig, EchoCancellerTask
-from audiofcn.train import TrainConfig, Trainer
+from audiofcn.train import TrainConfig, Trainer, add_budget_arguments, apply_budget_arguments
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from prepare import DEFAULT_ROOT, load_pool  # noqa: E402
@@ -91,17 +91,12 @@ def main(argv: list[str] | None = None) -> int:
                     default=Path(os.environ.get("AUDIOFCN_DATA_ROOT", DEFAULT_ROOT)))
     ap.add_argument("--out", default="runs/aec/default")
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--epochs", type=int, help="override the config's epochs")
-    ap.add_argument("--time-budget", type=float, metavar="SECONDS",
-                    help="override the config's train.time_budget_s")
+    add_budget_arguments(ap)
     ap.add_argument("--init", type=Path, help="start from these weights (fine-tuning)")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     cfg = json.loads(args.config.read_text())
-    if args.epochs:
-        cfg["train"]["epochs"] = args.epochs
-    if args.time_budget:
-        cfg["train"]["time_budget_s"] = args.time_budget
+    cfg["train"] = apply_budget_arguments(cfg["train"], args)
     train, valid = load_pools(args.data_root, args.data, cfg["data"]["measured_rir_repeat"])
     trainer = build(cfg, train, valid, args.out, args.init)
     print(f"{trainer.model.num_parameters()} parameters, {len(train['speech'])} training "

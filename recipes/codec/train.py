@@ -24,7 +24,7 @@ from audiofcn.codec.training import RandomCropDataset, SoundStreamTask, SoundStr
 from audiofcn.io import load_audio, read_manifest
 from audiofcn.models.base import config_from_dict
 from audiofcn.models.soundstream import SoundStream, soundstream_preset
-from audiofcn.train import TrainConfig, Trainer
+from audiofcn.train import TrainConfig, Trainer, add_budget_arguments, apply_budget_arguments
 
 
 def load_waves(manifest: Path, sr: int, max_files: int | None = None) -> list[torch.Tensor]:
@@ -62,17 +62,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", type=Path, default=Path("runs/codec/data"))
     ap.add_argument("--out", default="runs/codec/run")
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--epochs", type=int, help="override the config's epochs")
-    ap.add_argument("--time-budget", type=float, metavar="SECONDS",
-                    help="override the config's train.time_budget_s")
+    add_budget_arguments(ap)
     ap.add_argument("--init", type=Path, help="start from these weights (continued training)")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     cfg = json.loads(args.config.read_text())
-    if args.epochs:
-        cfg["train"]["epochs"] = args.epochs
-    if args.time_budget:
-        cfg["train"]["time_budget_s"] = args.time_budget
+    cfg["train"] = apply_budget_arguments(cfg["train"], args)
     trainer = build(cfg, args.data, args.out, args.init)
     history = trainer.fit()
     if history and trainer.ctx.is_main:

@@ -20,6 +20,8 @@ from pathlib import Path
 
 from common import build_model, labels_of, load_config
 
+from audiofcn.train import add_budget_arguments, apply_budget_arguments
+
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__,
@@ -30,11 +32,9 @@ def main(argv: list[str] | None = None) -> int:
                    "from (default: the manifest's folder; for data_manifests builds, "
                    "the dataset root)")
     p.add_argument("--out", required=True)
-    p.add_argument("--epochs", type=int, help="override train.epochs")
     p.add_argument("--max-steps-per-epoch", type=int, help="override (tiny/CI runs)")
-    p.add_argument("--time-budget", type=float, metavar="SECONDS",
-                   help="override train.time_budget_s (wall-clock training budget)")
     p.add_argument("--threads", type=int, default=1, help="torch threads per process")
+    add_budget_arguments(p)
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)
 
@@ -67,15 +67,12 @@ def main(argv: list[str] | None = None) -> int:
     valid = ClipDataset(valid_recs, root, labels, mc.sample_rate, mc.input_length, multi_label,
                         random_crop=False, progress=show, preload=cfg.get("preload", True))
     tc = {f.name for f in dataclasses.fields(TrainConfig)}
-    train_cfg = TrainConfig(**{k: v for k, v in cfg.get("train", {}).items() if k in tc})
+    train_section = apply_budget_arguments(cfg.get("train", {}), args)
+    train_cfg = TrainConfig(**{k: v for k, v in train_section.items() if k in tc})
     train_cfg.out_dir = args.out
     train_cfg.progress = not args.no_progress
-    if args.epochs is not None:
-        train_cfg.epochs = args.epochs
     if args.max_steps_per_epoch is not None:
         train_cfg.max_steps_per_epoch = args.max_steps_per_epoch
-    if args.time_budget is not None:
-        train_cfg.time_budget_s = args.time_budget
     if ctx.is_main:
         print(f"{cfg['name']}: {model.model_name}, {model.num_parameters():,} parameters, "
               f"{len(labels)} labels, {len(train)} train / {len(valid)} valid clips, "
