@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -46,3 +48,23 @@ def wav_file(tmp_path: Path, tone: tuple[np.ndarray, int]) -> Path:
     path = tmp_path / "tone.wav"
     sf.write(path, x, sr, subtype="FLOAT")
     return path
+
+
+@pytest.fixture
+def run_torchrun(tmp_path: Path) -> Callable[[str], subprocess.CompletedProcess[str]]:
+    """Run a script text under ``torchrun --standalone --nproc_per_node=2`` (gloo on CPU, one
+    thread per rank) with ``tmp_path / "run"`` as its argument; fails the test on a non-zero
+    exit, showing the ranks' stderr."""
+
+    def run(script_text: str) -> subprocess.CompletedProcess[str]:
+        script = tmp_path / "ddp_script.py"
+        script.write_text(script_text)
+        env = {**os.environ, "OMP_NUM_THREADS": "1"}
+        proc = subprocess.run(
+            [sys.executable, "-m", "torch.distributed.run", "--standalone",
+             "--nproc_per_node=2", str(script), str(tmp_path / "run")],
+            capture_output=True, text=True, timeout=240, env=env)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        return proc
+
+    return run

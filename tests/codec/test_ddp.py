@@ -2,9 +2,6 @@
 updates and dead-code replacements, and the task's discriminators stay identical on every rank,
 even though each rank draws its own per-example n_q."""
 
-import os
-import subprocess
-import sys
 import textwrap
 
 import pytest
@@ -38,15 +35,8 @@ SCRIPT = textwrap.dedent("""
 
 
 @pytest.mark.slow
-def test_rvq_and_discriminators_stay_in_sync_across_ranks(tmp_path):
-    script = tmp_path / "ddp_codec.py"
-    script.write_text(SCRIPT)
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-         str(script), str(tmp_path / "run")],
-        capture_output=True, text=True, timeout=240, env=env)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+def test_rvq_and_discriminators_stay_in_sync_across_ranks(tmp_path, run_torchrun):
+    run_torchrun(SCRIPT)
     s0 = torch.load(tmp_path / "run" / "state_rank0.pt")
     s1 = torch.load(tmp_path / "run" / "state_rank1.pt")
     assert s0.keys() == s1.keys()

@@ -1,9 +1,6 @@
 """DDP smoke test: ``torchrun --nproc_per_node=2`` (gloo, CPU) trains a tiny tagger a few steps."""
 
 import json
-import os
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
@@ -37,15 +34,8 @@ SCRIPT = textwrap.dedent("""
 
 
 @pytest.mark.slow
-def test_torchrun_two_processes(tmp_path):
-    script = tmp_path / "ddp_train.py"
-    script.write_text(SCRIPT)
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-         str(script), str(tmp_path / "run")],
-        capture_output=True, text=True, timeout=240, env=env)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+def test_torchrun_two_processes(tmp_path, run_torchrun):
+    proc = run_torchrun(SCRIPT)
     # 32 examples / 2 ranks / batch 4 = 4 steps per epoch on each rank
     assert proc.stdout.count("steps 8") == 2, proc.stdout
     info = json.loads((tmp_path / "run" / "train_info.json").read_text())
