@@ -27,15 +27,22 @@ class PairedViews(Dataset):
     catalog's segment grid) and independently transformed. View A stays clean with
     probability ``p_clean_anchor`` (catalog audio is clean; queries are not).
 
+    ``repeats[t]`` (default 1 each) = how many items per pass draw from track ``t``, so long
+    real recordings are sampled in proportion to their length; items of one track share its
+    label, and the triplet loss treats two passages of one recording as positives.
+
     Returns ``(views (2, segment_samples), label)`` with label = track index.
     """
 
     def __init__(self, waves: list[torch.Tensor], segment_samples: int, sample_rate: int,
                  items: int, augment: AugmentConfig | None = None, jitter: float = 0.75,
-                 p_clean_anchor: float = 0.5, seed: int = 0, deterministic: bool = False):
+                 p_clean_anchor: float = 0.5, seed: int = 0, deterministic: bool = False,
+                 repeats: list[int] | None = None):
         if not waves:
             raise ValueError("no training audio")
         self.waves = waves
+        reps = repeats or [1] * len(waves)
+        self.track_of = [t for t, r in enumerate(reps) for _ in range(max(1, r))]
         self.seg = segment_samples
         self.jit = int(jitter * sample_rate)
         self.items = items
@@ -49,11 +56,15 @@ class PairedViews(Dataset):
         return self.items
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
-        track = i % len(self.waves)
-        # Validation: same views every epoch; training: fresh randomness on every call.
+        track = self.track_of[i % len(self.track_of)]
+        # Validation: same views every epoch; training: fresh randomness on every call. In a
+        # DataLoader worker the call counter restarts every epoch, so the worker's seed (new
+        # each epoch and per worker) is mixed in too.
         self.calls += 1
+        info = torch.utils.data.get_worker_info()
+        wseed = info.seed % 1_000_000_007 if info is not None else 0
         seed = self.seed * 1_000_003 + i if self.deterministic else \
-            self.seed * 1_000_003 + self.calls * 7919 + i
+            self.seed * 1_000_003 + self.calls * 7919 + i + wseed * 104_729
         g = torch.Generator().manual_seed(seed)
         w = self.waves[track]
         span = self.seg + 2 * self.jit
@@ -69,10 +80,10 @@ class PairedViews(Dataset):
         o0 = int(torch.randint(0, max(1, ow.shape[0] - self.seg), (1,), generator=g))
         other = torch.nn.functional.pad(ow[o0:o0 + self.seg], (0, 0))
         other = torch.nn.functional.pad(other, (0, self.seg - other.shape[0]))
-        out = self.augment(views, g, others=other.expand(2, -1))
-        if float(torch.rand(1, generator=g)) < self.p_clean:
-            out[0] = views[0]
-        return out, track
+        if float(torch.rand(1, generator=g)) < self.p_clean:  # transform only view B
+            return torch.stack([views[0], self.augment(views[1:], g, others=other[None])[0]]
+                               ), track
+        return self.augment(views, g, others=other.expand(2, -1)), track
 
 
 class TripletTask:

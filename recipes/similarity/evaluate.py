@@ -17,6 +17,11 @@ match to any query segment (as ``audiofcn search``). Relevant items:
   (the source note and its other dynamics/lengths/articulations).
 - ``mir1k``: karaoke clips (mixture = accompaniment + voice); relevant = clips of the same song.
 
+``--catalog heldout`` (default) keeps only files no recipe model may train on
+(``recipes/similarity/real.py``): MIR-1K clips of the 8 singers outside
+``MIR1K_TRAIN_SINGERS`` and the pitched Philharmonia ``valid``/``test`` files; ``--catalog all``
+is every file (the protocol before real recordings were trained on).
+
 Metrics: hit@1, hit@10 (a relevant item in the top 1/10) and mAP; also ``src@1``/``src@10``
 (the exact source item). Systems, same queries, same run: the trained net, the same net
 untrained (random init, seed 0) and an MFCC-statistics embedding (mean and std of 20 MFCCs per
@@ -42,6 +47,9 @@ from audiofcn.index.embedder import SegmentEmbedder
 from audiofcn.io import load_audio, read_manifest
 from audiofcn.models import load_model
 from audiofcn.models.embedding import EmbeddingNet
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from real import trainable  # noqa: E402
 
 SR = 16000
 EVAL_AUGMENT = AugmentConfig(
@@ -187,6 +195,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--datasets", default="builtin,philharmonia,mir1k")
     ap.add_argument("--n-queries", type=int, default=200)
     ap.add_argument("--limit", type=int, default=None, help="catalog items per dataset")
+    ap.add_argument("--catalog", choices=("heldout", "all"), default="heldout",
+                    help="real datasets: only files never trained on (default) or every file")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--per-transform", default="",
@@ -204,6 +214,7 @@ def main(argv: list[str] | None = None) -> int:
                "untrained": (SegmentEmbedder.from_model(untrained), False),
                "mfcc": (mfcc_embedder(seg, seg / 2), True)}
     report: dict[str, object] = {"model": str(args.model), "seed": args.seed,
+                                 "catalog": args.catalog,
                                  "excerpt_seconds": EXCERPT_SECONDS,
                                  "transforms": EVAL_AUGMENT.__dict__, "datasets": {}}
     for name in args.datasets.split(","):
@@ -214,7 +225,10 @@ def main(argv: list[str] | None = None) -> int:
             if not args.data_root.exists():
                 print(f"skipping {name}: {args.data_root} not found", file=sys.stderr)
                 continue
-            items = LOADERS[name](args.data_root, args.limit)
+            items = LOADERS[name](args.data_root, None)
+            if args.catalog == "heldout":  # never an item a recipe model may train on
+                items = [it for it in items if not trainable(name, it[0])]
+            items = items[:args.limit] if args.limit else items
         else:
             raise SystemExit(f"unknown dataset {name!r}")
         queries = make_queries(items, args.n_queries, args.seed)
