@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from audiofcn.data.aec_sim import AECSimConfig, AECSimDataset
+from audiofcn.data.aec_sim import AECSimConfig, AECSimDataset, TalkerAECSimDataset
 from audiofcn.io import read_manifest
 from audiofcn.models.base import config_from_dict
 from audiofcn.models.echo import EchoCanceller, EchoCancellerConfig, EchoCancellerTask
@@ -36,7 +36,7 @@ from audiofcn.train import TrainConfig, Trainer, add_budget_arguments, apply_bud
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from prepare import DEFAULT_ROOT, load_pool  # noqa: E402
 
-Pools = dict[str, list[np.ndarray]]
+Pools = dict[str, list[Any]]
 
 
 def balanced(root: Path, manifest: Path, split: str) -> list[np.ndarray]:
@@ -53,13 +53,30 @@ def balanced(root: Path, manifest: Path, split: str) -> list[np.ndarray]:
     return pool
 
 
-def load_pools(root: Path, data: Path, measured_rir_repeat: int) -> tuple[Pools, Pools]:
+def by_talker(root: Path, manifest: Path, split: str) -> dict[str, list[np.ndarray]]:
+    """Utterances of one split grouped by speaker (manifest ``group``)."""
+    out: dict[str, list[np.ndarray]] = defaultdict(list)
+    for r in read_manifest(manifest):
+        if r.split == split:
+            out[r.group or r.path] += load_pool(root, [r], split)
+    return dict(out)
+
+
+def load_pools(root: Path, data: Path, measured_rir_repeat: int,
+               extra_near: list[str] = ()) -> tuple[Pools, Pools]:
+    """Training and validation pools. ``extra_near``: manifests (in ``data``, paths relative
+    to it, e.g. written by ``prepare_voice.py``) of extra near-end-only training talkers."""
     bank = np.load(data / "rir_bank_train.npz")
     rirs = [bank[k] for k in bank.files]
     rirs += load_pool(root, read_manifest(data / "rirs.jsonl"), "train") * measured_rir_repeat
     noise = load_pool(root, read_manifest(data / "noise.jsonl"), "train")
+    talkers = by_talker(root, data / "speech.jsonl", "train")
+    roles = dict.fromkeys(talkers, "both")
+    for name in extra_near:
+        for spk, utts in by_talker(data, data / name, "train").items():
+            talkers[f"extra:{spk}"], roles[f"extra:{spk}"] = utts, "near_only"
     train = {"speech": balanced(root, data / "speech.jsonl", "train"), "noise": noise,
-             "rirs": rirs}
+             "rirs": rirs, "talkers": list(talkers.values()), "roles": list(roles.values())}
     valid = {"speech": balanced(root, data / "speech.jsonl", "valid"), "noise": noise,
              "rirs": rirs}
     return train, valid
@@ -78,7 +95,13 @@ def build(cfg: dict[str, Any], train_pools: Pools, valid_pools: Pools, out: str,
         return AECSimDataset(n, seed, pools["speech"], pools["speech"], pools["noise"],
                              pools["rirs"], sim, simulate_rooms=False)
 
-    train = dataset(train_pools, d["train_items"], seed=tcfg.seed * 1_000_003)
+    if d.get("distinct_talkers", False):  # near-end and far-end never the same speaker
+        train = TalkerAECSimDataset(d["train_items"], tcfg.seed * 1_000_003,
+                                    train_pools["talkers"], train_pools["noise"],
+                                    train_pools["rirs"], sim, simulate_rooms=False,
+                                    roles=train_pools["roles"])
+    else:  # the original recipe: both ends from one speaker-balanced pool
+        train = dataset(train_pools, d["train_items"], seed=tcfg.seed * 1_000_003)
     valid = dataset(valid_pools, d["valid_items"], seed=10_000_000)
     return Trainer(model, EchoCancellerTask(**cfg.get("task", {})), train, valid, tcfg)
 
@@ -97,10 +120,13 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     cfg = json.loads(args.config.read_text())
     cfg["train"] = apply_budget_arguments(cfg["train"], args)
-    train, valid = load_pools(args.data_root, args.data, cfg["data"]["measured_rir_repeat"])
+    train, valid = load_pools(args.data_root, args.data, cfg["data"]["measured_rir_repeat"],
+                              cfg["data"].get("extra_near", []))
     trainer = build(cfg, train, valid, args.out, args.init)
     print(f"{trainer.model.num_parameters()} parameters, {len(train['speech'])} training "
-          f"utterances, {len(train['rirs'])} impulse responses", flush=True)
+          f"utterances (balanced), {len(train['talkers'])} talkers "
+          f"({train['roles'].count('near_only')} near-end only), {len(train['rirs'])} "
+          "impulse responses", flush=True)
     history = trainer.fit()
     if history:
         print(json.dumps(history[-1]))

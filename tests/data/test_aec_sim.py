@@ -7,6 +7,7 @@ from audiofcn.data.aec_sim import (
     SCENARIOS,
     AECSimConfig,
     AECSimDataset,
+    TalkerAECSimDataset,
     db,
     loudspeaker_nonlinearity,
     power,
@@ -117,3 +118,24 @@ def test_simulated_room_and_dataset():
         ds[3]
     with pytest.raises(ValueError):
         simulate_example(0, POOL_A, POOL_B, scenario="echo_path_change", simulate_rooms=False)
+
+
+def test_talker_dataset_never_pairs_a_speaker_with_itself():
+    # three talkers with one utterance each: a pooled draw pairs a talker with itself (in
+    # double talk, the same recording at two offsets) about a third of the time
+    talkers = [[_talker(20 + i, 8000)] for i in range(3)]
+    cfg = AECSimConfig(duration=0.25)
+    ds = TalkerAECSimDataset(60, 7, talkers, rir_pool=RIRS, config=cfg, simulate_rooms=False,
+                             roles=["both", "both", "near_only"])
+    pairs = [ds.pick(i) for i in range(60)]
+    assert all(near != far for near, far in pairs)
+    assert all(far != 2 for _, far in pairs)  # near-end-only talker never plays as far end
+    assert {near for near, _ in pairs} == {0, 1, 2}
+    assert ds.pick(5) == ds.pick(5)
+    item = ds[3]
+    assert set(item) == {"mic", "ref", "near", "noise", "echo"} and item["mic"].shape == (4000,)
+    np.testing.assert_array_equal(item["mic"].numpy(), ds[3]["mic"].numpy())
+    with pytest.raises(ValueError):  # one near-end talker that is also the only far end
+        TalkerAECSimDataset(4, 0, talkers[:1], rir_pool=RIRS, simulate_rooms=False)
+    with pytest.raises(ValueError):
+        TalkerAECSimDataset(4, 0, talkers, rir_pool=RIRS, roles=["both", "x", "both"])

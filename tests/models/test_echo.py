@@ -190,3 +190,26 @@ def test_asymmetric_loss_penalises_suppression_more():
     assert asym[1] == sym[1]  # over-estimates are not penalised extra
     assert asym[0] > sym[0]
     assert compressed_spectral_loss(ref, ref, asymmetric=1.0) < 1e-10
+
+
+def test_talker_si_sdr_and_the_sisdr_loss_term():
+    from audiofcn.models.echo import talker_si_sdr
+
+    torch.manual_seed(0)
+    ref = torch.randn(3, 4000)
+    ref[2] = 0.0  # far-end single talk: no near-end talker, no SI-SDR
+    est = ref + 0.1 * torch.randn(3, 4000)
+    # ~20 dB for the two talkers; the silent third example must not drag the mean down
+    assert 19.0 < float(talker_si_sdr(est, ref)) < 21.0
+    assert float(talker_si_sdr(5.0 * est, ref)) == pytest.approx(float(talker_si_sdr(est, ref)),
+                                                                  abs=1e-3)  # scale-invariant
+    assert float(talker_si_sdr(est, torch.zeros_like(ref))) == 0.0
+    model = EchoCanceller(TINY)
+    batch = {"mic": torch.randn(2, 3200), "ref": torch.randn(2, 3200),
+             "near": torch.randn(2, 3200), "noise": 0.1 * torch.randn(2, 3200)}
+    plain = EchoCancellerTask()._losses(model, batch)
+    with_term = EchoCancellerTask(sisdr_weight=0.01)._losses(model, batch)
+    assert "sisdr" not in plain
+    torch.testing.assert_close(with_term["loss"], plain["loss"] - 0.01 * with_term["sisdr"])
+    _, logs = EchoCancellerTask(sisdr_weight=0.01).training_step(model, batch)
+    assert set(logs) == {"final", "stage", "sisdr"}

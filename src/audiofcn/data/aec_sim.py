@@ -301,3 +301,48 @@ class AECSimDataset:
                               simulate_rooms=self.simulate_rooms)
         return {k: torch.from_numpy(getattr(ex, k)) for k in
                 ("mic", "ref", "near", "noise", "echo")}
+
+
+class TalkerAECSimDataset(AECSimDataset):
+    """:class:`AECSimDataset` whose near-end and far-end talkers are always different people.
+
+    ``talkers`` holds one list of utterances per speaker. Item ``i`` draws (seeded by
+    ``seed + i``) a near-end speaker uniformly from those allowed as near-end
+    (``near_only`` or ``both``) and a different far-end speaker uniformly from those allowed
+    as far-end (``far_only`` or ``both``), so every speaker weighs the same however many
+    utterances it has. Drawing both ends from one pooled list instead lets a speaker with a
+    single recording talk to itself, in double talk the same recording at two offsets.
+    """
+
+    def __init__(self, length: int, seed: int, talkers: Sequence[Sequence[np.ndarray]],
+                 noise_pool: Sequence[np.ndarray] = (), rir_pool: Sequence[np.ndarray] = (),
+                 config: AECSimConfig | None = None, simulate_rooms: bool = True,
+                 roles: Sequence[str] | None = None) -> None:
+        roles = list(roles) if roles is not None else ["both"] * len(talkers)
+        if len(roles) != len(talkers) or set(roles) - {"both", "near_only", "far_only"}:
+            raise ValueError("roles: one of 'both', 'near_only', 'far_only' per talker")
+        self.near_ids = [i for i, r in enumerate(roles) if r != "far_only"]
+        self.far_ids = [i for i, r in enumerate(roles) if r != "near_only"]
+        if not any(j != i for i in self.near_ids for j in self.far_ids):
+            raise ValueError("need at least two talkers, one near-end and another far-end")
+        super().__init__(length, seed, [], [], noise_pool, rir_pool, config, simulate_rooms)
+        self.talkers = [list(t) for t in talkers]
+
+    def pick(self, i: int) -> tuple[int, int]:
+        """(near-end speaker, far-end speaker) of item ``i``: always two different ones."""
+        rng = np.random.default_rng([self.seed + i, 1])  # independent of the mixing stream
+        near = self.near_ids[rng.integers(len(self.near_ids))]
+        others = [j for j in self.far_ids if j != near]
+        return near, others[rng.integers(len(others))]
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        import torch
+
+        if not 0 <= i < self.length:
+            raise IndexError(i)
+        near, far = self.pick(i)
+        _, _, noise, rirs = self.pools
+        ex = simulate_example(self.seed + i, self.talkers[near], self.talkers[far], noise, rirs,
+                              config=self.config, simulate_rooms=self.simulate_rooms)
+        return {k: torch.from_numpy(getattr(ex, k)) for k in
+                ("mic", "ref", "near", "noise", "echo")}

@@ -370,12 +370,18 @@ class EchoCancellerTask:
     at the microphone) and ``noise``. Dual mask: loss on the final estimate against ``near``
     plus ``stage_weight`` times the loss of the echo-stage estimate against ``near + noise``.
     Echo-only: the echo-stage loss alone (AEC without NS). ``asymmetric``: see
-    :func:`compressed_spectral_loss`.
+    :func:`compressed_spectral_loss`. ``sisdr_weight`` adds that weight times the negative
+    SI-SDR (dB) of the final waveform against ``near``, averaged over the examples that have
+    a near-end talker: a time-domain term on what is listened to, which charges suppressed
+    near-end speech and residual echo in proportion to the talker's own level (the spectral
+    loss weighs every bin the same, so it rewards over-suppression in double talk).
     """
 
-    def __init__(self, stage_weight: float = 0.5, asymmetric: float = 0.0) -> None:
+    def __init__(self, stage_weight: float = 0.5, asymmetric: float = 0.0,
+                 sisdr_weight: float = 0.0) -> None:
         self.stage_weight = stage_weight
         self.asymmetric = asymmetric
+        self.sisdr_weight = sisdr_weight
 
     def _losses(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> dict[str, Any]:
         core = model.module if hasattr(model, "module") else model  # DDP wrapper
@@ -388,14 +394,33 @@ class EchoCancellerTask:
             loss = final + self.stage_weight * stage
         else:
             final, loss = stage, stage
-        return {"loss": loss, "final": final, "stage": stage}
+        d = {"loss": loss, "final": final, "stage": stage}
+        if self.sisdr_weight:
+            est = core.istft(out["near"], length=batch["near"].shape[-1])
+            d["sisdr"] = talker_si_sdr(est, batch["near"])
+            d["loss"] = loss - self.sisdr_weight * d["sisdr"]
+        return d
 
     def training_step(self, model: nn.Module,
                       batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
         d = self._losses(model, batch)
-        return d["loss"], {"final": float(d["final"].detach()),
-                           "stage": float(d["stage"].detach())}
+        return d["loss"], {k: float(v.detach()) for k, v in d.items() if k != "loss"}
 
     def validation_step(self, model: nn.Module,
                         batch: dict[str, torch.Tensor]) -> dict[str, float]:
         return {k: float(v) for k, v in self._losses(model, batch).items()}
+
+
+def talker_si_sdr(est: torch.Tensor, ref: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+    """Mean SI-SDR (dB) of ``(batch, time)`` estimates over the examples whose reference
+    is not silent (far-end single talk has no near-end talker, so no SI-SDR); 0 if none."""
+    ref = ref - ref.mean(-1, keepdim=True)
+    est = est - est.mean(-1, keepdim=True)
+    energy = ref.square().sum(-1)
+    talker = energy > 1e-6 * ref.shape[-1] * 1e-6  # any signal above about -120 dBFS
+    if not bool(talker.any()):
+        return est.sum() * 0.0
+    ref, est, energy = ref[talker], est[talker], energy[talker]
+    target = (est * ref).sum(-1, keepdim=True) / (energy[:, None] + eps) * ref
+    err = (est - target).square().sum(-1)
+    return (10.0 * torch.log10((target.square().sum(-1) + eps) / (err + eps))).mean()
