@@ -8,7 +8,9 @@ stored, and is the near-end inside the microphone time-aligned with the target (
 cross-correlation peak of ``mic - echo - noise`` with ``near``); PESQ-WB against the clean
 near-end of (b) the network's echo-stage output ``Y1`` and its final output, and (c) oracles:
 the microphone with the echo removed (``near + noise``) and the clean near-end through the
-network's masks (how much the masks alone damage the talker); SER/SNR of each clip.
+network's masks (how much the masks alone damage the talker); (d) how many dB the masks take
+off the near-end, the echo and the noise (the masks act linearly), over the clip and over the
+frames where the near-end talker is active; SER/SNR of each clip.
 """
 
 from __future__ import annotations
@@ -55,6 +57,14 @@ def main(argv: list[str] | None = None) -> int:
             # the clean near-end through the same masks: the damage the masks do to it
             masks = out["echo_mask"] * out.get("noise_mask", 1.0)
             near_masked = model.istft(masks * model.stft(t["near"]), length=n)[0].numpy()
+            # the masks are applied linearly, so output = masked near + masked echo + masked
+            # noise: how much of each the network lets through, over the clip and over the
+            # frames where the near-end talker is active (double talk proper)
+            parts = {k: (model.stft(torch.from_numpy(s[k])[None]),
+                         masks * model.stft(torch.from_numpy(s[k])[None]))
+                     for k in ("near", "echo", "noise")}
+            frame_p = parts["near"][0].abs().square().sum(1)[0]
+            active = frame_p > 1e-3 * frame_p.max()
         near = s["near"]
         row = {"clip": rec.path, "scenario": rec.label, "ser_db": rec.meta["ser_db"],
                "snr_db": rec.meta["snr_db"], "mix_residual": resid,
@@ -65,6 +75,12 @@ def main(argv: list[str] | None = None) -> int:
                "pesq_near_through_masks": pesq_wb(near, near_masked),
                "sisdr_final": si_sdr(near, final),
                "sisdr_near_through_masks": si_sdr(near, near_masked)}
+        for k, (x, y) in parts.items():  # attenuation (dB) of each component by the masks
+            px, py = x.abs().square()[0], y.abs().square()[0]
+            if float(px.sum()) > 0:
+                row[f"atten_{k}_db"] = 10 * float(torch.log10(px.sum() / py.sum()))
+                row[f"atten_{k}_near_active_db"] = 10 * float(
+                    torch.log10(px[:, active].sum() / py[:, active].sum()))
         rows.append(row)
         print(json.dumps({k: round(v, 2) if isinstance(v, float) else v
                           for k, v in row.items()}), flush=True)
@@ -73,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     for sc in ("double_talk", "near_single"):
         sel = [r for r in rows if r["scenario"] == sc]
         summary[sc] = {k: float(np.nanmean([r[k] for r in sel])) for k in sel[0]
-                       if k.startswith(("pesq", "sisdr"))}
+                       if k.startswith(("pesq", "sisdr", "atten"))}
     print(json.dumps(summary, indent=1))
     (args.out / "diagnose.json").write_text(json.dumps({"summary": summary, "rows": rows},
                                                       indent=1))
