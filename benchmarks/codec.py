@@ -3,8 +3,9 @@
     python benchmarks/codec.py [--data-root ../shared/data] [--seconds 10] [--repeats 5]
 
 Rows: ours (SoundStream, C=16 and C=32 at 16 kHz, C=16 at 24 kHz) offline and streaming with
-20 ms chunks through the stateful StreamingEncoder/Decoder (compiled stream plans); C=16 streamed
-through the modules' own forward_stream (the slower reference path, for before/after); and the
+20 ms chunks through the stateful StreamingEncoder/Decoder (compiled stream plans with the fused
+numba kernels); C=16 streamed through the same plans with torch ops only (``fused=False``) and
+through the modules' own forward_stream (the slower reference paths, for before/after); and the
 peer, the ``encodec`` pip package's 24 kHz model built from its own classes with random weights
 (no download; the same compute as the released model) at 6 kbps, in the same process. EnCodec
 has no cached streaming state, so it is timed offline only (its cheapest mode). RTF = seconds
@@ -23,6 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
+from threadpoolctl import threadpool_limits
 
 from audiofcn.codec import StreamingDecoder, StreamingEncoder, default_model_path
 from audiofcn.io import load_audio, resample
@@ -48,9 +50,10 @@ def speech(root: Path, seconds: float) -> torch.Tensor:
     return x[: int(seconds * 16000)]
 
 
-def ours_jobs(model: SoundStream, audio: torch.Tensor, n_q: int
-              ) -> tuple[float, dict[str, Callable[[], object]]]:
-    """(audio seconds, {mode: callable}) for offline and 20 ms streaming encode/decode."""
+def ours_jobs(model: SoundStream, audio: torch.Tensor, n_q: int, fused: bool | None = None,
+              offline: bool = True) -> tuple[float, dict[str, Callable[[], object]]]:
+    """(audio seconds, {mode: callable}) for offline and 20 ms streaming encode/decode;
+    ``fused``: the streaming classes' kernel choice (None: their default)."""
     model.eval()
     x = audio[None, None]
     dur = audio.numel() / model.config.sample_rate
@@ -59,19 +62,23 @@ def ours_jobs(model: SoundStream, audio: torch.Tensor, n_q: int
         codes = model.encode(x, n_q)
 
     def enc_stream() -> None:
-        enc = StreamingEncoder(model, n_q)
+        enc = StreamingEncoder(model, n_q, fused=fused)
         for i in range(0, x.shape[-1], chunk):
             enc.push(x[..., i:i + chunk])
         enc.flush()
 
     def dec_stream() -> None:
-        dec = StreamingDecoder(model)
+        dec = StreamingDecoder(model, fused=fused)
         frames_per_chunk = max(1, chunk // model.hop_length)
         for i in range(0, codes.shape[-1], frames_per_chunk):
             dec.push(codes[..., i:i + frames_per_chunk])
 
-    return dur, {"encode": lambda: model.encode(x, n_q), "decode": lambda: model.decode(codes),
-                 "encode_stream": enc_stream, "decode_stream": dec_stream}
+    jobs: dict[str, Callable[[], object]] = {"encode_stream": enc_stream,
+                                             "decode_stream": dec_stream}
+    if offline:
+        jobs = {"encode": lambda: model.encode(x, n_q), "decode": lambda: model.decode(codes),
+                **jobs}
+    return dur, jobs
 
 
 def module_path_jobs(model: SoundStream, audio: torch.Tensor, n_q: int
@@ -145,6 +152,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
+    # The fused stream plans multiply through numpy's BLAS; they keep it on the calling thread
+    # themselves, and this keeps any other numpy product there too.
+    threadpool_limits(1, user_api="blas")
     audio = speech(args.data_root, args.seconds)
     shipped = default_model_path()
     torch.manual_seed(0)
@@ -159,6 +169,9 @@ def main(argv: list[str] | None = None) -> int:
              *ours_jobs(c32, audio, 12)),
             ("ours 24 kHz C=16, 6 kbps (random weights)", c16_24.num_parameters(),
              *ours_jobs(c16_24, audio24, 8)),
+            ("ours 16 kHz C=16, stream plan with torch ops only (`fused=False`: the path before "
+             "`nn.fused_kernels`)", c16.num_parameters(),
+             *ours_jobs(c16, audio, 12, fused=False, offline=False)),
             ("ours 16 kHz C=16, module-by-module `forward_stream` (the path before "
              "`nn.stream_plan`)", c16.num_parameters(), *module_path_jobs(c16, audio, 12))]
     try:

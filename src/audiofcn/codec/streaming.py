@@ -3,6 +3,9 @@
 The encoder emits a frame's codes as soon as its last sample has arrived (latency one frame,
 ``hop_length`` samples); the decoder turns each frame's codes into ``hop_length`` samples at once.
 State is cached convolution context (see :mod:`audiofcn.nn.causal`), not re-computation.
+``fused`` (default: when numba is installed) runs the per-chunk glue in the fused kernels of
+:mod:`audiofcn.nn.fused_kernels`; ``fused=False`` keeps to torch ops (same output up to float
+rounding).
 """
 
 from __future__ import annotations
@@ -20,11 +23,13 @@ class StreamingEncoder:
     Shapes: chunk ``(T,)``, ``(batch, T)`` or ``(batch, 1, T)`` -> codes ``(batch, n_q, m)``.
     """
 
-    def __init__(self, model: SoundStream, n_q: int, denoise: bool = False) -> None:
+    def __init__(self, model: SoundStream, n_q: int, denoise: bool = False,
+                 fused: bool | None = None) -> None:
         if not 1 <= n_q <= model.config.num_quantizers:
             raise ValueError(f"n_q must be in [1, {model.config.num_quantizers}]")
         self.model, self.n_q, self.denoise = model.eval(), n_q, denoise
-        self.state: StreamState = {}
+        self.fused = fused
+        self.state: StreamState = {"fused": fused}
         self.samples = 0  # samples pushed so far
         self.batch = 1
 
@@ -44,7 +49,7 @@ class StreamingEncoder:
         device = self.model.quantizer.layers[0].codebook.device
         codes = self.model.encode_stream(torch.zeros(self.batch, 1, pad, device=device),
                                          self.state, self.n_q, self.denoise)
-        self.state = {}
+        self.state = {"fused": self.fused}
         self.samples = 0
         return codes
 
@@ -56,12 +61,13 @@ class StreamingDecoder:
     Shapes: codes ``(batch, n_q, m)`` -> audio ``(batch, 1, m * hop_length)``.
     """
 
-    def __init__(self, model: SoundStream) -> None:
+    def __init__(self, model: SoundStream, fused: bool | None = None) -> None:
         self.model = model.eval()
-        self.state: StreamState = {}
+        self.fused = fused
+        self.state: StreamState = {"fused": fused}
 
     def push(self, codes: torch.Tensor) -> torch.Tensor:
         return self.model.decode_stream(codes, self.state)
 
     def reset(self) -> None:
-        self.state = {}
+        self.state = {"fused": self.fused}

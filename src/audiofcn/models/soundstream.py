@@ -198,11 +198,13 @@ class SoundStream(PretrainedModel):
 
     # --- streaming (used by audiofcn.codec.streaming) ----------------------------------------
     # The per-chunk path runs compiled plans (audiofcn.nn.stream_plan: time-major, one addmm per
-    # conv, weights snapshotted when the stream starts) kept in the caller's ``state`` dict.
+    # conv, weights snapshotted when the stream starts) kept in the caller's ``state`` dict;
+    # ``state["fused"]`` (default None: when numba is there) picks the fused-kernel plans.
     def _encoder_plans(self, state: StreamState, denoise: bool) -> dict[str, Any]:
         plans = state.get("encoder")
         if plans is None:
-            enc, emb = StreamPlan(self.encoder), StreamPlan([self.to_embedding])
+            fused = state.get("fused")
+            enc, emb = StreamPlan(self.encoder, fused), StreamPlan([self.to_embedding], fused)
             cond = self._cond(denoise, 1, self.quantizer.layers[0].codebook.device)
             gamma, beta = self.film.proj(self.film.embed(cond)).chunk(2, dim=-1)
             plans = state["encoder"] = {
@@ -236,7 +238,7 @@ class SoundStream(PretrainedModel):
                                .codebook.device)
         p = state.get("decoder")
         if p is None:
-            dec = StreamPlan(self.decoder)
+            dec = StreamPlan(self.decoder, state.get("fused"))
             p = state["decoder"] = {"decoder": dec, "decoder_state": dec.new_state(),
                                     "rvq": FrozenRVQ(self.quantizer)}
         y = p["decoder"].step(p["rvq"].decode(codes), p["decoder_state"])  # (batch, T, 1)
