@@ -1,23 +1,30 @@
 """Fast streaming inference for stacks of causal convolutions (:mod:`audiofcn.nn.causal`).
 
 :class:`StreamPlan` re-lays a :class:`~audiofcn.nn.causal.StreamingSequential`'s weights once so
-that the per-chunk hot path (a 20 ms chunk is one codec frame) is a few tensor ops per layer and
+that the per-chunk hot path (a 20 ms chunk is one codec frame) is a few calls per layer and
 little Python:
 
-* activations are time-major, ``(batch, time, channels)``; a convolution is one ``addmm`` (bias
-  included) on an im2col view of ``[cached left context | chunk]``; a transposed convolution is
-  one ``addmm`` plus an overlap-add with its cached tail;
-* ELU is computed as ``u = elu(x) + 1 = exp(min(x, 0)) + max(x, 0)``: four cheap element-wise
-  ops (``F.elu`` goes through ``expm1``, ~10x slower than ``exp`` in this torch build), and the
-  ``+ 1`` is folded into the next convolution's bias (its left context is padded with ones, the
-  image of the zeros the offline model pads with);
-* a residual unit is two ``addmm`` (the skip connection is the second one's ``input``) and a
-  bias add. (Carrying that bias on an extra constant channel instead costs more: GEMMs whose
-  width is not a multiple of 16 run 20-60% slower in MKL.)
+* activations are time-major, ``(batch, time, channels)``; a convolution is one matrix product
+  on the im2col matrix of ``[cached left context | chunk]``; a transposed convolution is one
+  product plus an overlap-add with its cached tail;
+* stride-1 convolutions (all residual units) keep their context in two preallocated buffers
+  used in turn, and every step but the last writes into buffers it reuses on the next chunk:
+  no allocation, no concatenation on the hot path;
+* ELU is computed as ``u = elu(x) + 1 = exp(min(x, 0)) + max(x, 0)`` (``F.elu`` goes through
+  ``expm1``, ~10x slower than ``exp`` in this torch build), and the ``+ 1`` is folded into the
+  next convolution's bias (its left context is padded with ones, the image of the zeros the
+  offline model pads with); an ELU right before a convolution is applied as the chunk enters it;
+* a residual unit is two products, the skip connection (with the second convolution's bias)
+  added to the second one.
 
-Output equals ``forward_stream`` of the modules (and hence the offline ``forward``) up to float
-rounding. Weights are snapshotted: build a new plan after changing the model. The state is a list
-the caller owns (one per stream), from :meth:`StreamPlan.new_state`.
+Two implementations of the same steps (``fused``): torch ops (``addmm`` and four element-wise
+ops per ELU), or, by default when numba is installed, :mod:`audiofcn.nn.fused_kernels`: one
+numba pass per layer for the ELU, im2col, context and bias glue, and the products through
+numpy's BLAS (1.4x faster per codec frame here; see that module). Output equals
+``forward_stream`` of the modules (and hence the offline ``forward``) up to float rounding
+either way. Weights are snapshotted: build a new plan after changing the model. The state is a
+list the caller owns (one per stream), from :meth:`StreamPlan.new_state`. Inference only (no
+autograd through a plan).
 """
 
 from __future__ import annotations
