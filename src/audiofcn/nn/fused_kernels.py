@@ -106,16 +106,18 @@ if os.environ.get("AUDIOFCN_NO_NUMBA", "") not in ("1", "true", "yes"):
 
         @njit(cache=True, fastmath=_FLAGS, boundscheck=False)
         def conv_prep(x: np.ndarray, buf: np.ndarray, nxt: np.ndarray, cols: np.ndarray,  # noqa: F811
-                      dilation: int, elu: bool, bias: np.ndarray, xb: np.ndarray,
+                      stride: int, dilation: int, elu: bool, bias: np.ndarray, xb: np.ndarray,
                       with_bias: bool) -> None:
-            """Stride-1 convolution glue for a chunk ``x`` ``(b, n, c)``: ``buf``
-            ``(b, left + n, c)`` holds the left context in its first rows; the chunk (its
-            ``elu + 1`` when ``elu``) goes after it; ``cols`` ``(b * n, k * c)`` gets the im2col
-            matrix (``k`` taps ``dilation`` apart); ``nxt`` (the other buffer) gets the next
-            chunk's context; with ``with_bias``, ``xb = x + bias``."""
+            """Convolution glue for a chunk ``x`` ``(b, n, c)`` (``n`` a multiple of
+            ``stride``): ``buf`` ``(b, left + n, c)`` holds the left context in its first rows;
+            the chunk (its ``elu + 1`` when ``elu``) goes after it; ``cols``
+            ``(b * n / stride, k * c)`` gets the im2col matrix (``k`` taps ``dilation`` apart);
+            ``nxt`` (the other buffer) gets the next chunk's context; with ``with_bias``,
+            ``xb = x + bias``."""
             b, n, c = x.shape
             left = buf.shape[1] - n
             k = cols.shape[1] // c
+            m = cols.shape[0] // b
             for bi in range(b):
                 for t in range(n):
                     for ch in range(c):
@@ -123,10 +125,10 @@ if os.environ.get("AUDIOFCN_NO_NUMBA", "") not in ("1", "true", "yes"):
                         buf[bi, left + t, ch] = _shifted_elu1(v) if elu else v
                         if with_bias:
                             xb[bi, t, ch] = v + bias[ch]
-                for t in range(n):
-                    row = bi * n + t
+                for t in range(m):
+                    row = bi * m + t
                     for j in range(k):
-                        src = t + j * dilation
+                        src = t * stride + j * dilation
                         for ch in range(c):
                             cols[row, j * c + ch] = buf[bi, src, ch]
                 for t in range(left):

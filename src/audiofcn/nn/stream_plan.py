@@ -65,11 +65,12 @@ def _elu_into(x: torch.Tensor, out: torch.Tensor, tmp: torch.Tensor) -> torch.Te
 class _Conv:
     """A :class:`CausalConv1d` as one ``addmm`` on ``(batch, time, channels)``.
 
-    Stride-1 convolutions (all of the residual units) keep their left context in two
-    preallocated buffers ``[context | chunk]`` used in turn: the chunk (or its shifted ELU, when
-    ``elu_input``) is written straight into the buffer, im2col copies into a fixed matrix, the
-    product goes into a fixed output, and the next chunk's context is one copy into the other
-    buffer. Strided convolutions (encoder downsampling) take the general path (concatenation).
+    Convolutions keep their left context in two preallocated buffers ``[context | chunk]``
+    used in turn: the chunk (or its shifted ELU, when ``elu_input``) is written straight into
+    the buffer, im2col copies into a fixed matrix, the product goes into a fixed output, and the
+    next chunk's context is one copy into the other buffer. That needs chunks of whole strides
+    (always true at stride 1); a strided convolution given a chunk that leaves samples over
+    takes the general path (concatenation) until its cached samples are a whole context again.
     """
 
     def __init__(self, conv: CausalConv1d, shifted_input: bool, elu_input: bool = False,
@@ -93,8 +94,18 @@ class _Conv:
             self.weight_np, self.bias_np = self.weight.numpy(), self.bias.numpy()
 
     def __call__(self, x: torch.Tensor, state: PlanState, i: int) -> torch.Tensor | None:
-        if self.stride == 1 and self.k > 1:
+        st = state[i]
+        if self.k > 1 and x.shape[1] % self.stride == 0:
+            if isinstance(st, torch.Tensor):  # general-path context: buffers if it is whole
+                if st.shape[1] != self.left:
+                    return self._general(x, state, i)
+                state[i] = _ConvBuffers(self, x, st)
             return self._buffered(x, state, i)
+        if isinstance(st, _ConvBuffers):
+            state[i] = st.context().clone()
+        return self._general(x, state, i)
+
+    def _general(self, x: torch.Tensor, state: PlanState, i: int) -> torch.Tensor | None:
         if self.elu_input:
             x = shifted_elu(x)
         b, _, c = x.shape
@@ -127,65 +138,67 @@ class _Conv:
             return None
         st: _ConvBuffers | None = state[i]
         if st is None or st.shape != (b, n):
-            st = state[i] = _ConvBuffers(self, x, st)
-        j = st.turn
+            st = state[i] = _ConvBuffers(self, x, None if st is None else st.context())
+        j, m = st.turn, st.frames
         if st.fused:
             with_bias = skip_bias_np is not None
             fused_kernels.conv_prep(x.contiguous().numpy(), st.bufs_np[j], st.bufs_np[1 - j],
-                                    st.cols_np, self.dilation, self.elu_input,
+                                    st.cols_np, self.stride, self.dilation, self.elu_input,
                                     skip_bias_np if with_bias else st.dummy_np,
                                     st.skip_np, with_bias)
             st.turn = 1 - j
             if self.fresh:
-                out = x.new_empty(b * n, self.out_ch)
+                out = x.new_empty(b * m, self.out_ch)
                 out_np = out.numpy()
             else:
                 out, out_np = st.out, st.out_np
             np.dot(st.cols_np, self.weight_np, out=out_np)  # numpy's BLAS: see fused_kernels
             if not defer_bias:
                 fused_kernels.bias_act(out_np, self.bias_np, False)
-            return out.view(b, n, self.out_ch)
+            return out.view(b, m, self.out_ch)
         slot = st.slots[j]
         if self.elu_input:
             _elu_into(x, slot, st.tmp)
         else:
             slot.copy_(x)
         st.cols4.copy_(st.windows[j])
-        st.next_context[j].copy_(st.context[j])
+        st.next_context[j].copy_(st.tails[j])
         if skip_bias is not None:
             torch.add(x, skip_bias, out=st.skip)
         out = torch.addmm(self.bias, st.cols, self.weight,
                           out=None if self.fresh else st.out)
         st.turn = 1 - j
-        return out.view(b, n, self.out_ch)
+        return out.view(b, m, self.out_ch)
 
 
 class _ConvBuffers:
-    """Per-stream buffers of a stride-1 :class:`_Conv` for chunks of ``n`` frames (rebuilt,
-    carrying the context over, when the chunk size changes)."""
+    """Per-stream buffers of a :class:`_Conv` for chunks of ``n`` samples (``n`` a multiple of
+    the stride; rebuilt, carrying the context over, when the chunk size changes). ``context``:
+    the ``left`` cached samples (None: the start of the stream, padding)."""
 
-    def __init__(self, conv: _Conv, x: torch.Tensor, old: _ConvBuffers | None) -> None:
+    def __init__(self, conv: _Conv, x: torch.Tensor, context: torch.Tensor | None) -> None:
         b, n, c = x.shape
-        left, k, d = conv.left, conv.k, conv.dilation
+        left, k, d, s = conv.left, conv.k, conv.dilation, conv.stride
         length = left + n
-        self.shape = (b, n)
+        self.shape, self.left = (b, n), left
+        self.frames = m = n // s
         self.bufs = [x.new_empty(b, length, c) for _ in range(2)]
-        if old is None:
+        if context is None:
             self.bufs[0][:, :left] = conv.pad
         else:
-            if old.bufs[0].shape[0] != b:
+            if context.shape[0] != b:
                 raise ValueError("the batch size cannot change within a stream")
-            self.bufs[0][:, :left] = old.bufs[old.turn][:, :left]
+            self.bufs[0][:, :left] = context
         self.turn = 0
         self.slots = [buf[:, left:] for buf in self.bufs]
-        self.windows = [buf.as_strided((b, n, k, c), (length * c, c, d * c, 1))
+        self.windows = [buf.as_strided((b, m, k, c), (length * c, s * c, d * c, 1))
                         for buf in self.bufs]
-        self.context = [buf[:, n:] for buf in self.bufs]  # the next chunk's left context
+        self.tails = [buf[:, n:] for buf in self.bufs]  # the next chunk's left context
         self.next_context = [self.bufs[1][:, :left], self.bufs[0][:, :left]]
-        self.cols = x.new_empty(b * n, k * c)
-        self.cols4 = self.cols.view(b, n, k, c)
-        self.out = x.new_empty(b * n, conv.out_ch)
-        self.unit_out = x.new_empty(b * n, conv.out_ch)  # a residual unit's sum
+        self.cols = x.new_empty(b * m, k * c)
+        self.cols4 = self.cols.view(b, m, k, c)
+        self.out = x.new_empty(b * m, conv.out_ch)
+        self.unit_out = x.new_empty(b * m, conv.out_ch)  # a residual unit's sum
         self.skip = x.new_empty(b, n, c)  # a residual unit's x + conv2 bias
         self.tmp = x.new_empty(b, n, c)
         self.fused = conv.fused and _numpy_ok(x)
@@ -196,6 +209,10 @@ class _ConvBuffers:
             self.out_np = self.out.numpy()
             self.unit_out_np = self.unit_out.numpy()
             self.dummy_np = np.zeros(1, np.float32)
+
+    def context(self) -> torch.Tensor:
+        """The next chunk's left context (a view)."""
+        return self.bufs[self.turn][:, :self.left]
 
 
 class _ConvTranspose:
