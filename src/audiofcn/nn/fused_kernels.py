@@ -9,8 +9,10 @@ each, and ``torch.exp`` at ~1 ns a value). The kernels here do one layer's glue 
   Cody-Waite range reduction, the Cephes degree-5 polynomial and ``2^k`` built from its bits,
   within ~1 ulp of ``torch.exp`` (float32);
 * ``conv_prep``: write the (optionally shifted-ELU'd) chunk into a convolution's context buffer,
-  build the im2col matrix, carry the next chunk's context into the other buffer, and optionally
-  ``x + bias`` (a residual unit's skip with the second convolution's bias).
+  carry the next chunk's context into the other buffer, and optionally ``x + bias`` (a residual
+  unit's skip with the second convolution's bias);
+* ``bias_act`` (bias, then optionally the shifted ELU, in place), ``add_into``, and
+  ``overlap_add`` (a two-tap transposed convolution's overlap-add with bias and tail).
 
 The matrix products of the fused path go through numpy's BLAS (``np.dot`` with ``out=``): on
 this machine numpy's OpenBLAS runs its AVX-512 kernels where torch's MKL runs AVX2 ones on an
@@ -105,19 +107,15 @@ if os.environ.get("AUDIOFCN_NO_NUMBA", "") not in ("1", "true", "yes"):
                 out[i] = _shifted_elu1(x[i])
 
         @njit(cache=True, fastmath=_FLAGS, boundscheck=False)
-        def conv_prep(x: np.ndarray, buf: np.ndarray, nxt: np.ndarray, cols: np.ndarray,  # noqa: F811
-                      stride: int, dilation: int, elu: bool, bias: np.ndarray, xb: np.ndarray,
-                      with_bias: bool) -> None:
-            """Convolution glue for a chunk ``x`` ``(b, n, c)`` (``n`` a multiple of
-            ``stride``): ``buf`` ``(b, left + n, c)`` holds the left context in its first rows;
-            the chunk (its ``elu + 1`` when ``elu``) goes after it; ``cols``
-            ``(b * n / stride, k * c)`` gets the im2col matrix (``k`` taps ``dilation`` apart);
-            ``nxt`` (the other buffer) gets the next chunk's context; with ``with_bias``,
-            ``xb = x + bias``."""
+        def conv_prep(x: np.ndarray, buf: np.ndarray, nxt: np.ndarray, elu: bool,  # noqa: F811
+                      bias: np.ndarray, xb: np.ndarray, with_bias: bool) -> None:
+            """Convolution glue for a chunk ``x`` ``(b, n, c)``: ``buf`` ``(b, left + n, c)``
+            holds the left context in its first rows; the chunk (its ``elu + 1`` when ``elu``)
+            goes after it; ``nxt`` (the other buffer) gets the next chunk's context; with
+            ``with_bias``, ``xb = x + bias``. (The im2col copy is torch's: this numba build's
+            copy loops do not vectorise, torch's strided copy is 2x faster.)"""
             b, n, c = x.shape
             left = buf.shape[1] - n
-            k = cols.shape[1] // c
-            m = cols.shape[0] // b
             for bi in range(b):
                 for t in range(n):
                     for ch in range(c):
@@ -125,12 +123,6 @@ if os.environ.get("AUDIOFCN_NO_NUMBA", "") not in ("1", "true", "yes"):
                         buf[bi, left + t, ch] = _shifted_elu1(v) if elu else v
                         if with_bias:
                             xb[bi, t, ch] = v + bias[ch]
-                for t in range(m):
-                    row = bi * m + t
-                    for j in range(k):
-                        src = t * stride + j * dilation
-                        for ch in range(c):
-                            cols[row, j * c + ch] = buf[bi, src, ch]
                 for t in range(left):
                     for ch in range(c):
                         nxt[bi, t, ch] = buf[bi, n + t, ch]

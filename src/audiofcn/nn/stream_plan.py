@@ -143,9 +143,9 @@ class _Conv:
         if st.fused:
             with_bias = skip_bias_np is not None
             fused_kernels.conv_prep(x.contiguous().numpy(), st.bufs_np[j], st.bufs_np[1 - j],
-                                    st.cols_np, self.stride, self.dilation, self.elu_input,
-                                    skip_bias_np if with_bias else st.dummy_np,
+                                    self.elu_input, skip_bias_np if with_bias else st.dummy_np,
                                     st.skip_np, with_bias)
+            st.cols4.copy_(st.windows[j])
             st.turn = 1 - j
             if self.fresh:
                 out = x.new_empty(b * m, self.out_ch)
