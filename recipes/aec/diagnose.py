@@ -7,10 +7,11 @@ Per double-talk / near-end single-talk clip: (a) does ``mic == near + echo + noi
 stored, and is the near-end inside the microphone time-aligned with the target (lag of the
 cross-correlation peak of ``mic - echo - noise`` with ``near``); PESQ-WB against the clean
 near-end of (b) the network's echo-stage output ``Y1`` and its final output, and (c) oracles:
-the microphone with the echo removed (``near + noise``) and the clean near-end through the
-network's masks (how much the masks alone damage the talker); (d) how many dB the masks take
-off the near-end, the echo and the noise (the masks act linearly), over the clip and over the
-frames where the near-end talker is active; SER/SNR of each clip.
+the microphone with the echo removed (``near + noise``), the ideal real-valued (Wiener) mask
+from the true near/echo/noise powers (the ceiling of a magnitude-only mask), and the clean
+near-end through the network's masks (how much the masks alone damage the talker); (d) how
+many dB the masks take off the near-end, the echo and the noise (the masks act linearly), over
+the clip and over the frames where the near-end talker is active; SER/SNR of each clip.
 """
 
 from __future__ import annotations
@@ -63,6 +64,10 @@ def main(argv: list[str] | None = None) -> int:
             parts = {k: (model.stft(torch.from_numpy(s[k])[None]),
                          masks * model.stft(torch.from_numpy(s[k])[None]))
                      for k in ("near", "echo", "noise")}
+            # ceiling of a real-valued mask: the Wiener gain from the true component powers
+            pw = {k: x.abs().square() for k, (x, _) in parts.items()}
+            wiener = pw["near"] / (pw["near"] + pw["echo"] + pw["noise"] + 1e-12)
+            oracle_wiener = model.istft(wiener * model.stft(t["mic"]), length=n)[0].numpy()
             frame_p = parts["near"][0].abs().square().sum(1)[0]
             active = frame_p > 1e-3 * frame_p.max()
         near = s["near"]
@@ -71,6 +76,7 @@ def main(argv: list[str] | None = None) -> int:
                "near_lag": lag(s["mic"] - s["echo"] - s["noise"], near),
                "pesq_mic": pesq_wb(near, s["mic"]),
                "pesq_oracle_near_noise": pesq_wb(near, near + s["noise"]),
+               "pesq_oracle_wiener": pesq_wb(near, oracle_wiener),
                "pesq_stage": pesq_wb(near, stage), "pesq_final": pesq_wb(near, final),
                "pesq_near_through_masks": pesq_wb(near, near_masked),
                "sisdr_final": si_sdr(near, final),
