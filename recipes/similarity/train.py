@@ -30,6 +30,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import PairedViews, TripletTask, load_split  # noqa: E402
+from notes import render_note_clips  # noqa: E402
 from real import load_training_audio  # noqa: E402
 
 from audiofcn.data.transforms import AugmentConfig  # noqa: E402
@@ -67,6 +68,12 @@ def build(cfg: dict[str, Any], data: Path, out: str, init: Path | None = None,
         print(f"real recordings: {len(real_w)} files of {real['sets']} "
               f"({sum(w.shape[0] for w in real_w) / sr / 60:.1f} min), "
               f"{sum(repeats[-len(real_w):])} of {sum(repeats)} items per pass", flush=True)
+    notes = d.get("notes")  # {"n": 600, "seed": 5, "seconds": 4.0}: rendered single notes
+    if notes:
+        clips = render_note_clips(notes["n"], notes.get("seed", 5), sr,
+                                  notes.get("seconds", 4.0))
+        train_w, repeats = [*train_w, *clips], [*repeats, *[1] * len(clips)]
+        print(f"rendered note clips: {len(clips)}", flush=True)
     steps = tcfg.max_steps_per_epoch or d.get("steps_per_epoch", 50)
     train = PairedViews(train_w, seg, sr, tcfg.batch_size * steps, aug,
                         d.get("jitter", 0.75), d.get("p_clean_anchor", 0.5), seed=tcfg.seed,

@@ -197,13 +197,14 @@ def test_real_recordings_split_and_train(tmp_path: Path) -> None:
                   splits=(0.6, 0.4, 0.0))
     cfg = json.loads((REPO / "recipes/similarity/configs/tiny.json").read_text())
     cfg["data"]["real"] = {"sets": ["ccby", "mir1k"], "seconds_per_item": 1.0}
+    cfg["data"]["notes"] = {"n": 2, "seconds": 1.0}  # rendered single notes, 1 item each
     cfg["data"]["augment"] = {"p_codec": 1.0, "codec_backend": "sndfile",
                               "codec_kbps": [14.0, 24.0]}
     (tmp_path / "cfg.json").write_text(json.dumps(cfg))
     mod = _recipe_module("sim_train_real", "recipes/similarity/train.py")
     trainer = mod.build(cfg, data, str(tmp_path / "run"), real_root=root)
-    # 3 rendered train songs once + 2 real files of 4 s at 1 s per item, 4 times each
-    assert len(trainer.train_loader.dataset.track_of) == 3 + 2 * 4
+    # 3 rendered train songs once + 2 real files of 4 s at 1 s per item, 4 times each + 2 notes
+    assert len(trainer.train_loader.dataset.track_of) == 3 + 2 * 4 + 2
     assert mod.main(["--config", str(tmp_path / "cfg.json"), "--data", str(data),
                      "--real-root", str(root), "--out", str(tmp_path / "run2"),
                      "--time-budget", "60"]) == 0
