@@ -35,14 +35,60 @@ def lag(a: np.ndarray, b: np.ndarray, max_lag: int = 400) -> int:
     return int(np.argmax(c)) - max_lag
 
 
+def sweep(root: Path, data: Path, n: int, model: torch.nn.Module) -> dict[str, dict]:
+    """Oracle PESQ-WB per SER bucket on ``n`` extra double-talk clips simulated like the test
+    set (test talkers, noises and RIRs; other seeds): how hard the SER/SNR range is by itself,
+    with more clips than the fixed test set's eight."""
+    import sys
+
+    from audiofcn.data.aec_sim import AECSimConfig, simulate_example
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from prepare import TEST_FAR, TEST_NEAR, build_manifests, load_pool
+
+    speech = build_manifests(root)["speech"]
+    near = load_pool(root, speech, "test", TEST_NEAR)
+    far = load_pool(root, speech, "test", TEST_FAR)
+    noise = load_pool(root, build_manifests(root)["noise"], "test")
+    bank = np.load(data / "rir_bank_test.npz")
+    rirs = [bank[k] for k in bank.files]
+    cfg = AECSimConfig(duration=6.0, nonlinear_prob=0.8)
+    buckets: dict[str, dict[str, list[float]]] = {}
+    for i in range(n):
+        ex = simulate_example(950_000 + i, near, far, noise, rirs, cfg, "double_talk",
+                              simulate_rooms=False)
+        with torch.inference_mode():
+            spec = {k: model.stft(torch.from_numpy(getattr(ex, k))[None])
+                    for k in ("mic", "near", "echo", "noise")}
+            pw = {k: v.abs().square() for k, v in spec.items()}
+            w = pw["near"] / (pw["near"] + pw["echo"] + pw["noise"] + 1e-12)
+            wiener = model.istft(w * spec["mic"], length=len(ex.mic))[0].numpy()
+        key = "SER < -5" if ex.ser_db < -5 else ("SER -5..+5" if ex.ser_db < 5 else "SER > +5")
+        b = buckets.setdefault(key, {"mic": [], "near_noise": [], "wiener": [], "snr_db": []})
+        b["mic"].append(pesq_wb(ex.near, ex.mic))
+        b["near_noise"].append(pesq_wb(ex.near, ex.near + ex.noise))
+        b["wiener"].append(pesq_wb(ex.near, wiener))
+        b["snr_db"].append(ex.snr_db)
+    return {k: {"n": len(v["mic"]), **{m: float(np.nanmean(x)) for m, x in v.items()}}
+            for k, v in sorted(buckets.items())}
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", type=Path, required=True)
     ap.add_argument("--data", type=Path, default=Path("runs/aec/data"))
     ap.add_argument("--out", type=Path, default=Path("runs/aec/diagnose"))
+    ap.add_argument("--sweep", type=int, default=0,
+                    help="also: oracles per SER bucket on this many extra simulated clips")
+    ap.add_argument("--data-root", type=Path, default=Path("../shared/data"))
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     model = load_model(args.model).eval()
+    if args.sweep:
+        res = sweep(args.data_root, args.data, args.sweep, model)
+        print(json.dumps(res, indent=1))
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "sweep.json").write_text(json.dumps(res, indent=1))
     rows = []
     for rec in read_manifest(args.data / "test.jsonl"):
         if rec.label not in ("double_talk", "near_single"):
