@@ -144,9 +144,14 @@ def test_frozen_rvq_matches_module_codes_and_vectors() -> None:
     rvq.eval()
     z = torch.randn(2, 8, 30)
     codes = rvq.encode(z, 3)
-    frozen = FrozenRVQ(rvq)
     flat = z.permute(0, 2, 1).reshape(60, 8)
-    assert torch.equal(frozen.encode(flat, 3).reshape(2, 30, 3).permute(0, 2, 1), codes)
-    assert torch.allclose(frozen.decode(codes), rvq.decode(codes).permute(0, 2, 1), atol=1e-6)
-    with pytest.raises(ValueError):
-        frozen.encode(flat, 5)
+    from audiofcn.nn import fused_kernels
+
+    for fused in [False] + ([True] if fused_kernels.AVAILABLE else []):  # numba kernel or torch
+        frozen = FrozenRVQ(rvq, fused=fused)
+        assert frozen.fused == fused
+        assert torch.equal(frozen.encode(flat, 3).reshape(2, 30, 3).permute(0, 2, 1), codes)
+        assert torch.allclose(frozen.decode(codes), rvq.decode(codes).permute(0, 2, 1),
+                              atol=1e-6)
+        with pytest.raises(ValueError):
+            frozen.encode(flat, 5)

@@ -210,7 +210,7 @@ class SoundStream(PretrainedModel):
             plans = state["encoder"] = {
                 "encoder": enc, "encoder_state": enc.new_state(), "embedding": emb,
                 "embedding_state": emb.new_state(), "film": (1.0 + gamma, beta),
-                "denoise": denoise, "rvq": FrozenRVQ(self.quantizer)}
+                "denoise": denoise, "rvq": FrozenRVQ(self.quantizer, fused)}
         elif plans["denoise"] != denoise:
             raise ValueError("denoise cannot change within a stream")
         return plans

@@ -12,7 +12,9 @@ each, and ``torch.exp`` at ~1 ns a value). The kernels here do one layer's glue 
   carry the next chunk's context into the other buffer, and optionally ``x + bias`` (a residual
   unit's skip with the second convolution's bias);
 * ``bias_act`` (bias, then optionally the shifted ELU, in place), ``add_into``, and
-  ``overlap_add`` (a two-tap transposed convolution's overlap-add with bias and tail).
+  ``overlap_add`` (a two-tap transposed convolution's overlap-add with bias and tail);
+* ``rvq_encode``: a frame's residual VQ codes in one call (12 codebooks of 1024: 55 us instead
+  of ~200 us as four torch ops per codebook).
 
 The matrix products of the fused path go through numpy's BLAS (``np.dot`` with ``out=``): on
 this machine numpy's OpenBLAS runs its AVX-512 kernels where torch's MKL runs AVX2 ones on an
@@ -66,6 +68,7 @@ conv_prep: Any = None
 bias_act: Any = None
 add_into: Any = None
 overlap_add: Any = None
+rvq_encode: Any = None
 
 if os.environ.get("AUDIOFCN_NO_NUMBA", "") not in ("1", "true", "yes"):
     try:
@@ -159,5 +162,34 @@ if os.environ.get("AUDIOFCN_NO_NUMBA", "") not in ("1", "true", "yes"):
                         out[bi, t, i] = y[bi, t, i] + bias[i] + y[bi, t - 1, f + i] + bias[f + i]
                 for i in range(f):
                     tail[bi, i] = y[bi, n - 1, f + i] + bias[f + i]
+
+        @njit(cache=True, fastmath=_FLAGS, boundscheck=False)
+        def rvq_encode(z: np.ndarray, cbs_t: np.ndarray, cbs: np.ndarray,  # noqa: F811
+                       norms: np.ndarray, codes: np.ndarray) -> None:
+            """Residual VQ codes of the rows of ``z`` ``(N, D)`` with the first
+            ``codes.shape[1]`` codebooks: ``cbs`` ``(Q, K, D)``, ``cbs_t`` the same as
+            ``(Q, D, K)``, ``norms`` ``(Q, K)`` their squared norms; nearest code by
+            ``|c|^2 - 2 r.c`` (first index on ties, as ``argmin``)."""
+            n, d = z.shape
+            k = cbs.shape[1]
+            r = np.empty(d, np.float32)
+            dist = np.empty(k, np.float32)
+            for row in range(n):
+                for i in range(d):
+                    r[i] = z[row, i]
+                for q in range(codes.shape[1]):
+                    for j in range(k):
+                        dist[j] = norms[q, j]
+                    for i in range(d):
+                        a = _f(-2.0) * r[i]
+                        for j in range(k):
+                            dist[j] += a * cbs_t[q, i, j]
+                    best = 0
+                    for j in range(1, k):
+                        if dist[j] < dist[best]:
+                            best = j
+                    codes[row, q] = best
+                    for i in range(d):
+                        r[i] -= cbs[q, best, i]
 
         AVAILABLE = True

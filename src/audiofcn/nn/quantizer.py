@@ -21,6 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from audiofcn.nn import fused_kernels
+
 
 def _dist_ready() -> bool:
     return torch.distributed.is_available() and torch.distributed.is_initialized()
@@ -275,7 +277,7 @@ class FrozenRVQ:
     build a new one after the codebooks change.
     """
 
-    def __init__(self, rvq: ResidualVectorQuantizer) -> None:
+    def __init__(self, rvq: ResidualVectorQuantizer, fused: bool | None = None) -> None:
         cbs = torch.stack([layer.codebook.detach() for layer in rvq.layers])  # (N_q, K, D)
         self.codebooks = cbs
         self.norms = cbs.square().sum(2)  # (N_q, K)
@@ -283,12 +285,21 @@ class FrozenRVQ:
         self.offsets = torch.arange(cbs.shape[0], device=cbs.device)[:, None] * cbs.shape[1]
         self.num_quantizers = cbs.shape[0]
         self._transposed: torch.Tensor | None = None
+        # encode in one numba call (audiofcn.nn.fused_kernels) unless fused=False
+        self.fused = (fused_kernels.AVAILABLE if fused is None else fused) \
+            and cbs.device.type == "cpu" and cbs.dtype == torch.float32
 
     def encode(self, z: torch.Tensor, n_q: int) -> torch.Tensor:
         if not 1 <= n_q <= self.num_quantizers:
             raise ValueError(f"n_q must be in [1, {self.num_quantizers}], got {n_q}")
         if self._transposed is None:  # (N_q, D, K) contiguous: ~10% faster products
             self._transposed = self.codebooks.transpose(1, 2).contiguous()
+        if self.fused:
+            codes_out = torch.empty(z.shape[0], n_q, dtype=torch.long)
+            fused_kernels.rvq_encode(z.contiguous().numpy(), self._transposed.numpy(),
+                                     self.codebooks.numpy(), self.norms.numpy(),
+                                     codes_out.numpy())
+            return codes_out
         residual, codes = z, []
         for i in range(n_q):
             code = torch.addmm(self.norms[i], residual, self._transposed[i], alpha=-2.0).argmin(1)
