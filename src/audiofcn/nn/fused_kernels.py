@@ -75,9 +75,7 @@ if os.environ.get("AUDIOFCN_NO_NUMBA", "") not in ("1", "true", "yes"):
         from llvmlite import ir
         from numba import njit, types
         from numba.extending import intrinsic
-    except ImportError:  # pragma: no cover - numba comes with librosa
-        pass
-    else:
+
         @intrinsic
         def _f32_from_bits(typingctx: Any, bits: Any) -> Any:  # noqa: ARG001
             sig = types.float32(types.int32)
@@ -193,3 +191,10 @@ if os.environ.get("AUDIOFCN_NO_NUMBA", "") not in ("1", "true", "yes"):
                         r[i] -= cbs[q, best, i]
 
         AVAILABLE = True
+    except ImportError:  # pragma: no cover - numba comes with librosa
+        AVAILABLE = False
+    except Exception as err:  # pragma: no cover - no numba, or it cannot compile/cache here
+        import warnings
+
+        warnings.warn(f"audiofcn fused kernels off, torch ops instead: {err!r}", stacklevel=1)
+        AVAILABLE = False

@@ -448,6 +448,7 @@ class StreamPlan:
 
     def step(self, x: torch.Tensor, state: PlanState) -> torch.Tensor:
         blas = fused_kernels.blas_one_thread() if self.fused else []
+        x = x.detach()  # inference only; numpy views need tensors outside autograd
         try:
             for i, f in enumerate(self.steps):
                 y = f(x, state, i)
