@@ -2,8 +2,8 @@
 # Similarity fine-tunes on one GPU (docs/similarity.md, "More music"): render built-in songs,
 # then three fine-tunes of the shipped model in parallel, each with its own DataLoader workers
 # (the augmentation chain is CPU-bound):
-#   gpu_ccby              + CC BY/public-domain real music (may ship)
-#   gpu_research          + MIR-1K train singers + Philharmonia train files (research use only)
+#   gpu_ccby              + CC BY/public-domain real music + rendered single notes (may ship)
+#   gpu_research          gpu_ccby + MIR-1K train singers + Philharmonia train files (research only)
 #   gpu_research_nopitch  as gpu_research without pitch-shift positives
 # Evaluation (on CPU, catalogs exclude everything trained on) is in docs/similarity.md.
 #   bash recipes/similarity/run_gpu.sh OUTDIR [BUDGET_S=420] [DATA_ROOT=../shared/data]
