@@ -18,14 +18,25 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from audiofcn.data.aec_sim import AECSimConfig, simulate_example
 from audiofcn.eval.aec import pesq_wb, si_sdr
 from audiofcn.io import load_audio, read_manifest
 from audiofcn.models import load_model
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from prepare import (  # noqa: E402
+    DEFAULT_ROOT,
+    TEST_FAR,
+    TEST_NEAR,
+    build_manifests,
+    load_pool,
+)
 
 
 def lag(a: np.ndarray, b: np.ndarray, max_lag: int = 400) -> int:
@@ -39,13 +50,6 @@ def sweep(root: Path, data: Path, n: int, model: torch.nn.Module) -> dict[str, d
     """Oracle PESQ-WB per SER bucket on ``n`` extra double-talk clips simulated like the test
     set (test talkers, noises and RIRs; other seeds): how hard the SER/SNR range is by itself,
     with more clips than the fixed test set's eight."""
-    import sys
-
-    from audiofcn.data.aec_sim import AECSimConfig, simulate_example
-
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from prepare import TEST_FAR, TEST_NEAR, build_manifests, load_pool
-
     speech = build_manifests(root)["speech"]
     near = load_pool(root, speech, "test", TEST_NEAR)
     far = load_pool(root, speech, "test", TEST_FAR)
@@ -80,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=Path("runs/aec/diagnose"))
     ap.add_argument("--sweep", type=int, default=0,
                     help="also: oracles per SER bucket on this many extra simulated clips")
-    ap.add_argument("--data-root", type=Path, default=Path("../shared/data"))
+    ap.add_argument("--data-root", type=Path, default=DEFAULT_ROOT)
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     model = load_model(args.model).eval()
