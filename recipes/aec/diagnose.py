@@ -46,6 +46,19 @@ def lag(a: np.ndarray, b: np.ndarray, max_lag: int = 400) -> int:
     return int(np.argmax(c)) - max_lag
 
 
+def band_wiener(pw: dict[str, torch.Tensor], width: int) -> torch.Tensor:
+    """Wiener gain ``P_near / (P_near + P_echo + P_noise)`` from powers summed over bands of
+    ``width`` adjacent bins, repeated to every bin of the band; ``(1, F, T)``."""
+    def band(x: torch.Tensor) -> torch.Tensor:
+        f = x.shape[1]
+        pooled = torch.nn.functional.avg_pool1d(x.transpose(1, 2), width, width,
+                                                ceil_mode=True)
+        return pooled.repeat_interleave(width, dim=-1)[..., :f].transpose(1, 2)
+
+    a, b, c = band(pw["near"]), band(pw["echo"]), band(pw["noise"])
+    return a / (a + b + c + 1e-12)
+
+
 def sweep(root: Path, data: Path, n: int, model: torch.nn.Module) -> dict[str, dict]:
     """Oracle PESQ-WB per SER bucket on ``n`` extra double-talk clips simulated like the test
     set (test talkers, noises and RIRs; other seeds): how hard the SER/SNR range is by itself,
@@ -118,6 +131,10 @@ def main(argv: list[str] | None = None) -> int:
             pw = {k: x.abs().square() for k, (x, _) in parts.items()}
             wiener = pw["near"] / (pw["near"] + pw["echo"] + pw["noise"] + 1e-12)
             oracle_wiener = model.istft(wiener * model.stft(t["mic"]), length=n)[0].numpy()
+            # the same ideal gain with coarser frequency resolution (powers summed over bands
+            # of 4 / 16 bins, as the encoder's two 4x strides leave 41 / 11 bands)
+            banded = {w: model.istft(band_wiener(pw, w) * model.stft(t["mic"]),
+                                     length=n)[0].numpy() for w in (4, 16)}
             frame_p = parts["near"][0].abs().square().sum(1)[0]
             active = frame_p > 1e-3 * frame_p.max()
         near = s["near"]
@@ -127,6 +144,8 @@ def main(argv: list[str] | None = None) -> int:
                "pesq_mic": pesq_wb(near, s["mic"]),
                "pesq_oracle_near_noise": pesq_wb(near, near + s["noise"]),
                "pesq_oracle_wiener": pesq_wb(near, oracle_wiener),
+               **{f"pesq_oracle_wiener_{w}bin_bands": pesq_wb(near, y)
+                  for w, y in banded.items()},
                "pesq_stage": pesq_wb(near, stage), "pesq_final": pesq_wb(near, final),
                "pesq_near_through_masks": pesq_wb(near, near_masked),
                "sisdr_final": si_sdr(near, final),
