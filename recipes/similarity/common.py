@@ -104,7 +104,8 @@ class TripletTask:
         with torch.no_grad():
             e = emb.reshape(b, 2, -1)
             sim = e[:, 0] @ e[:, 1].T  # anchor i vs every positive j
-            logs["top1"] = float((sim.argmax(1) == torch.arange(b, device=sim.device)).float().mean())
+            hits = sim.argmax(1) == torch.arange(b, device=sim.device)
+            logs["top1"] = float(hits.float().mean())
         return loss, logs
 
     def training_step(self, model: nn.Module, batch: Any) -> tuple[torch.Tensor,
