@@ -86,7 +86,13 @@ def build(cfg: dict[str, Any], train_pools: Pools, valid_pools: Pools, out: str,
           init: Path | None = None) -> Trainer:
     model = EchoCanceller(config_from_dict(EchoCancellerConfig, cfg["model"]))
     if init is not None:  # fine-tune: start from another run's weights (same config)
-        model.load_state_dict(EchoCanceller.from_pretrained(init).state_dict())
+        state = EchoCanceller.from_pretrained(init).state_dict()
+        # ... or a run without the opt-in refinement: its output conv starts at zero, so the
+        # fine-tune starts from exactly the init model's masks; any other mismatch is an error
+        missing, unexpected = model.load_state_dict(state, strict=False)
+        missing = [k for k in missing if ".refine." not in k]
+        if missing or unexpected:
+            raise RuntimeError(f"--init {init}: missing {missing}, unexpected {unexpected}")
     d = cfg["data"]
     sim = AECSimConfig(sample_rate=model.config.sample_rate, duration=d["duration"])
     tcfg = TrainConfig(**{**cfg["train"], "out_dir": out})

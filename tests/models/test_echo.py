@@ -213,3 +213,90 @@ def test_talker_si_sdr_and_the_sisdr_loss_term():
     torch.testing.assert_close(with_term["loss"], plain["loss"] - 0.01 * with_term["sisdr"])
     _, logs = EchoCancellerTask(sisdr_weight=0.01).training_step(model, batch)
     assert set(logs) == {"final", "stage", "sisdr"}
+
+
+# --- opt-in full-resolution refinement (refine_channels > 0) ------------------------------
+
+REFINE = EchoCancellerConfig(**{**TINY.__dict__, "refine_channels": 3,
+                                "refine_dilations": (1, 2), "refine_kernel": 3})
+
+
+def _refined(seed: int) -> EchoCanceller:
+    """A refined TINY model whose refinement output is not zero (it starts at zero)."""
+    torch.manual_seed(seed)
+    model = EchoCanceller(REFINE)
+    with torch.no_grad():
+        for dec in model.decoders.values():
+            dec.refine.out.weight_real.normal_(std=0.3)
+            dec.refine.out.weight_imag.normal_(std=0.3)
+    return _with_batchnorm_statistics(model)
+
+
+def test_refinement_is_opt_in_and_starts_from_the_coarse_mask():
+    assert all(d.refine is None for d in EchoCanceller().decoders.values())
+    torch.manual_seed(7)
+    coarse = EchoCanceller(TINY).eval()
+    refined = EchoCanceller(REFINE).eval()
+    missing, unexpected = refined.load_state_dict(coarse.state_dict(), strict=False)
+    assert not unexpected and missing and all(".refine." in k for k in missing)
+    assert refined.num_parameters() > coarse.num_parameters()
+    mic, ref = torch.randn(2, 4000), torch.randn(2, 4000)
+    with torch.no_grad():
+        a = coarse(coarse.stft(mic), coarse.stft(ref))
+        b = refined(refined.stft(mic), refined.stft(ref))
+    for k in ("echo_mask", "noise_mask", "near_noisy", "near"):
+        assert b[k].shape == (2, 161, 26) and b[k].is_complex()
+        torch.testing.assert_close(b[k], a[k])  # zero-initialised output conv
+
+
+def test_refinement_is_per_bin_and_per_frame():
+    # one input bin of one frame moves the refined mask only in that frame, within the
+    # refinement's frequency reach (sum of d*(k-1)/2 over its convs: 1 + 2 + 1 = 4 bins)
+    refine = _refined(8).decoders["echo"].refine
+    coarse, feats = torch.randn(1, 2, 161, 30), torch.randn(1, 4, 161, 30)
+    feats2 = feats.clone()
+    feats2[:, :, 80, 20] += 1.0
+    with torch.no_grad():
+        diff = (refine(coarse, feats) - refine(coarse, feats2)).abs().amax(dim=1)[0]
+    changed = (diff > 0).nonzero().tolist()
+    assert changed and all(t == 20 and 76 <= f <= 84 for f, t in changed)
+    assert diff[80, 20] > 0
+
+
+@pytest.mark.parametrize(("chunk", "batch"), [(160, 1), (480, 2), (37, 1)])
+def test_refined_streaming_equals_offline(chunk, batch):
+    model = _refined(9)
+    n = 4800
+    mic, ref = torch.randn(batch, n), torch.randn(batch, n)
+    with torch.no_grad():
+        offline = model.enhance(mic, ref)
+    d = model.output_delay if chunk % model.hop_length == 0 else model.config.stft.n_fft - 1
+    stream = model.open_stream(delay=d)
+    out = torch.cat([stream.process(mic[:, i:i + chunk], ref[:, i:i + chunk])
+                     for i in range(0, n, chunk)], dim=-1)
+    torch.testing.assert_close(out[:, d:], offline[:, :n - d], rtol=1e-4, atol=1e-5)
+    # and the layer-by-layer streaming path
+    state: dict = {}
+    with torch.no_grad():
+        ms, rs = model.stft(mic), model.stft(ref)
+        full = model(ms, rs)["near"]
+        parts = [model.forward_stream(ms[..., t:t + 3], rs[..., t:t + 3], state)["near"]
+                 for t in range(0, ms.shape[-1], 3)]
+    torch.testing.assert_close(torch.cat(parts, -1), full, rtol=1e-4, atol=1e-5)
+
+
+def test_refinement_gets_gradients_and_trains():
+    model = _refined(10).train()
+    batch = {"mic": torch.randn(2, 3200), "ref": torch.randn(2, 3200),
+             "near": torch.randn(2, 3200), "noise": 0.1 * torch.randn(2, 3200)}
+    loss, _ = EchoCancellerTask().training_step(model, batch)
+    loss.backward()
+    for dec in model.decoders.values():
+        for name, p in dec.refine.named_parameters():
+            assert p.grad is not None and p.grad.abs().sum() > 0, name
+    # from the zero start only the output conv has a gradient; one step moves the rest
+    zero = EchoCanceller(REFINE).train()
+    loss, _ = EchoCancellerTask().training_step(zero, batch)
+    loss.backward()
+    assert zero.decoders["echo"].refine.out.weight_real.grad.abs().sum() > 0
+    assert zero.decoders["echo"].refine.convs[0].weight_real.grad.abs().sum() == 0

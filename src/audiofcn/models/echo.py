@@ -60,17 +60,59 @@ class EchoCancellerConfig:
     layers_per_block: int = 4  # dilations 1, 2, 4, 8 (time receptive field 16 frames/block)
     num_blocks: int = 2
     masks: str = "dual"  # "dual" (echo then noise mask) or "echo" (ablation)
+    # Opt-in full-resolution refinement (0: off, the shipped layout). Complex channels of the
+    # per-bin convs that correct each decoder's coarse mask from the mask itself and the
+    # compressed mic/ref spectra of the same frame; one hidden conv per dilation.
+    refine_channels: int = 0
+    refine_dilations: tuple[int, ...] = (1, 2, 4)
+    refine_kernel: int = 5  # frequency taps of every refinement conv (odd: centred, "same")
 
 
 def _strided_size(n: int) -> int:
     return (n + 2 * 3 - 7) // 4 + 1  # kernel 7, stride 4, padding 3
 
 
+class _Refine(nn.Module):
+    """Full-resolution mask refinement: ``coarse + R([coarse, mic, ref])``.
+
+    The dense blocks see 11 frequency bands, and the transposed convs rebuild 161 bins from
+    41, so the coarse mask cannot follow a talker's harmonics bin by bin (the banded Wiener
+    oracles in docs/aec.md). These convs see every bin of the current frame's compressed
+    mic/ref spectra next to the coarse mask. Their kernels span one frame, so they add no
+    streaming state and no latency; the output conv starts at zero, so an initialised model
+    (or a checkpoint without these weights) starts from exactly its coarse mask.
+    """
+
+    def __init__(self, channels: int, dilations: tuple[int, ...], kernel: int) -> None:
+        super().__init__()
+        if kernel % 2 == 0 or channels < 1 or not dilations:
+            raise ValueError("refinement needs an odd kernel, channels >= 1, >= 1 dilation")
+        self.convs = nn.ModuleList()
+        self.acts = nn.ModuleList()
+        cin = 3  # complex: coarse mask, mic features, ref features
+        for d in dilations:
+            self.convs.append(ComplexConv2d(cin, channels, (kernel, 1), dilation=(d, 1)))
+            self.acts.append(ComplexBNAct(channels))
+            cin = channels
+        self.out = ComplexConv2d(cin, 1, (kernel, 1))
+        for t in (self.out.weight_real, self.out.weight_imag):
+            nn.init.zeros_(t)
+
+    def forward(self, coarse: torch.Tensor, feats: torch.Tensor) -> torch.Tensor:
+        # coarse (B, 2, F, T) [re, im]; feats (B, 4, F, T) [mic re, ref re, mic im, ref im]
+        h = torch.cat([coarse[:, :1], feats[:, :2], coarse[:, 1:], feats[:, 2:]], dim=1)
+        for conv, act in zip(self.convs, self.acts, strict=True):
+            h = act(conv(h))
+        return coarse + self.out(h)
+
+
 class _MaskDecoder(nn.Module):
     """Bottleneck -> (channels x freq) unfold -> transposed complex convs -> one complex mask."""
 
-    def __init__(self, bottleneck: int, channels: list[int], freq_sizes: list[int]) -> None:
+    def __init__(self, bottleneck: int, channels: list[int], freq_sizes: list[int],
+                 refine: _Refine | None = None) -> None:
         super().__init__()
+        self.refine = refine
         # channels/freq_sizes: encoder side from the input, e.g. [2, 16, 32] / [161, 41, 11]
         self.channels, self.freqs = channels[-1], freq_sizes[-1]
         self.unfold = ComplexConv2d(bottleneck, channels[-1] * freq_sizes[-1], (1, 1))
@@ -84,9 +126,10 @@ class _MaskDecoder(nn.Module):
                                                    padding_freq=3, output_padding=outpad))
             self.acts.append(ComplexBNAct(out) if i > 1 else nn.Identity())
 
-    def forward(self, h: torch.Tensor, skips: list[torch.Tensor],
+    def forward(self, h: torch.Tensor, skips: list[torch.Tensor], feats: torch.Tensor,
                 state: dict[Any, Any] | None = None) -> torch.Tensor:
-        # h: (B, 2*bottleneck, 1, T); skips: encoder outputs, deepest first
+        # h: (B, 2*bottleneck, 1, T); skips: encoder outputs, deepest first; feats: the
+        # network input (B, 4, F, T), read by the refinement only
         h = self.unfold_act(self.unfold(h) if state is None else
                             self.unfold.forward_stream(h, state))
         b, _, _, t = h.shape
@@ -95,7 +138,8 @@ class _MaskDecoder(nn.Module):
             h = act(up(h))
             if i + 1 < len(skips):
                 h = h + skips[i + 1]
-        return h
+        # the refinement's kernels span one frame: no streaming state either way
+        return h if self.refine is None else self.refine(h, feats)
 
 
 class EchoCanceller(PretrainedModel):
@@ -135,8 +179,16 @@ class EchoCanceller(PretrainedModel):
                                    config.layers_per_block, (1, 2))
             for _ in range(config.num_blocks))
         names = ["echo", "noise"] if config.masks == "dual" else ["echo"]
+
+        def refine() -> _Refine | None:
+            if not config.refine_channels:
+                return None
+            return _Refine(config.refine_channels, tuple(config.refine_dilations),
+                           config.refine_kernel)
+
         self.decoders = nn.ModuleDict(
-            {n: _MaskDecoder(config.bottleneck_channels, chans, sizes) for n in names})
+            {n: _MaskDecoder(config.bottleneck_channels, chans, sizes, refine())
+             for n in names})
         self._stream: EchoStream | None = None
         self._step: tuple[tuple[tuple[int, int], ...], EchoFrameStep] | None = None
 
@@ -168,7 +220,7 @@ class EchoCanceller(PretrainedModel):
 
     def _run(self, mic_spec: torch.Tensor, ref_spec: torch.Tensor,
              state: dict[Any, Any] | None) -> dict[str, torch.Tensor]:
-        h = self._features(mic_spec, ref_spec)
+        h = feats = self._features(mic_spec, ref_spec)
         skips = []
         for conv, act in zip(self.encoder, self.encoder_acts, strict=True):
             h = act(conv(h) if state is None else conv.forward_stream(h, state))
@@ -180,10 +232,12 @@ class EchoCanceller(PretrainedModel):
             h = block(h) if state is None else block.forward_stream(h, state)
         skips = skips[::-1]  # deepest first
         out: dict[str, torch.Tensor] = {}
-        out["echo_mask"] = bounded_complex_mask(self.decoders["echo"](h, skips, state))
+        echo = self.decoders["echo"](h, skips, feats, state)
+        out["echo_mask"] = bounded_complex_mask(echo)
         out["near_noisy"] = out["echo_mask"] * mic_spec
         if "noise" in self.decoders:
-            out["noise_mask"] = bounded_complex_mask(self.decoders["noise"](h, skips, state))
+            noise = self.decoders["noise"](h, skips, feats, state)
+            out["noise_mask"] = bounded_complex_mask(noise)
             out["near"] = out["noise_mask"] * out["near_noisy"]
         else:
             out["near"] = out["near_noisy"]
