@@ -36,7 +36,8 @@ import os
 import re
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -114,6 +115,19 @@ def mfcc_embedder(segment_seconds: float, hop_seconds: float) -> SegmentEmbedder
         return np.asarray(feats, dtype=np.float32)  # z-scored + normalised later
 
     return SegmentEmbedder(embed, SR, segment_seconds, hop_seconds)
+
+
+@contextmanager
+def one_torch_thread() -> Iterator[None]:
+    """Queries are made on one thread whatever ``--threads`` is: resampling and reverb give
+    thread-count-dependent floating-point results, which the Opus step can amplify into
+    different queries (and baseline rows that change with ``--threads``)."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
 
 
 def make_queries(items: list[Item], n: int, seed: int, augment: AugmentConfig = EVAL_AUGMENT
@@ -231,7 +245,8 @@ def main(argv: list[str] | None = None) -> int:
             items = items[:args.limit] if args.limit else items
         else:
             raise SystemExit(f"unknown dataset {name!r}")
-        queries = make_queries(items, args.n_queries, args.seed)
+        with one_torch_thread():
+            queries = make_queries(items, args.n_queries, args.seed)
         indexes = {s: SystemIndex(e, items, z) for s, (e, z) in systems.items()}
         rows = {s: ix.evaluate(queries) for s, ix in indexes.items()}
         n_groups = len({g for _, _, g in items})
@@ -250,7 +265,9 @@ def main(argv: list[str] | None = None) -> int:
             print("\nhit@1 / hit@10 with one transformation at a time\n| transformation | "
                   + " | ".join(systems) + " |\n|---|" + "---|" * len(systems))
             for t in SINGLE:
-                qs = single_transform_queries(items, args.per_transform_queries, args.seed, t)
+                with one_torch_thread():
+                    qs = single_transform_queries(items, args.per_transform_queries,
+                                                  args.seed, t)
                 per[t] = {s: ix.evaluate(qs) for s, ix in indexes.items()}
                 cells = [f"{per[t][s]['hit@1']:.2f} / {per[t][s]['hit@10']:.2f}"
                          for s in systems]
