@@ -138,15 +138,16 @@ def make_queries(items: list[Item], n: int, seed: int, augment: AugmentConfig = 
     aug = MusicAugment(augment)
     picks = rng.choice(len(items), size=min(n, len(items)), replace=False)
     out = []
-    for i in picks:
-        w = items[i][1]
-        ex = int(EXCERPT_SECONDS * SR)
-        start = int(rng.integers(0, max(1, w.shape[0] - ex + 1)))
-        excerpt = w[start:start + ex]
-        other = items[(i + 1 + rng.integers(0, len(items) - 1)) % len(items)][1]
-        other = torch.nn.functional.pad(other[:excerpt.shape[0]],
-                                        (0, max(0, excerpt.shape[0] - other.shape[0])))
-        out.append((int(i), aug(excerpt[None], g, others=other[None])[0]))
+    with one_torch_thread():
+        for i in picks:
+            w = items[i][1]
+            ex = int(EXCERPT_SECONDS * SR)
+            start = int(rng.integers(0, max(1, w.shape[0] - ex + 1)))
+            excerpt = w[start:start + ex]
+            other = items[(i + 1 + rng.integers(0, len(items) - 1)) % len(items)][1]
+            other = torch.nn.functional.pad(other[:excerpt.shape[0]],
+                                            (0, max(0, excerpt.shape[0] - other.shape[0])))
+            out.append((int(i), aug(excerpt[None], g, others=other[None])[0]))
     return out
 
 
@@ -245,8 +246,7 @@ def main(argv: list[str] | None = None) -> int:
             items = items[:args.limit] if args.limit else items
         else:
             raise SystemExit(f"unknown dataset {name!r}")
-        with one_torch_thread():
-            queries = make_queries(items, args.n_queries, args.seed)
+        queries = make_queries(items, args.n_queries, args.seed)
         indexes = {s: SystemIndex(e, items, z) for s, (e, z) in systems.items()}
         rows = {s: ix.evaluate(queries) for s, ix in indexes.items()}
         n_groups = len({g for _, _, g in items})
@@ -265,9 +265,7 @@ def main(argv: list[str] | None = None) -> int:
             print("\nhit@1 / hit@10 with one transformation at a time\n| transformation | "
                   + " | ".join(systems) + " |\n|---|" + "---|" * len(systems))
             for t in SINGLE:
-                with one_torch_thread():
-                    qs = single_transform_queries(items, args.per_transform_queries,
-                                                  args.seed, t)
+                qs = single_transform_queries(items, args.per_transform_queries, args.seed, t)
                 per[t] = {s: ix.evaluate(qs) for s, ix in indexes.items()}
                 cells = [f"{per[t][s]['hit@1']:.2f} / {per[t][s]['hit@10']:.2f}"
                          for s in systems]
