@@ -134,3 +134,24 @@ def test_adversarial_phase_trains_discriminator_and_resumes() -> None:
     assert task2.step == 2
     assert all(torch.equal(a, b) for a, b in zip(task.disc.parameters(),
                                                  task2.disc.parameters(), strict=False))
+
+
+def test_mel_l1_weight_scales_only_the_linear_term_and_validation_keeps_the_paper_loss() -> None:
+    from audiofcn.codec.training import SoundStreamTask, SoundStreamTaskConfig
+    from audiofcn.nn.codec_losses import MultiScaleMelLoss
+
+    torch.manual_seed(0)
+    x, y = torch.randn(2, 1, 4096) * 0.1, torch.randn(2, 1, 4096) * 0.1
+    paper, heavy = MultiScaleMelLoss(16000), MultiScaleMelLoss(16000, l1_weight=100.0)
+    l1 = 0.0
+    for mel in paper.mels:
+        mx, my = (mel(x.reshape(2, -1)) + 1e-8).sqrt(), (mel(y.reshape(2, -1)) + 1e-8).sqrt()
+        l1 += float((mx - my).abs().mean())
+    assert float(heavy(x, y) - paper(x, y)) == pytest.approx(99.0 * l1, rel=1e-4)
+
+    m = tiny().eval()
+    task = SoundStreamTask(SoundStreamTaskConfig(mel_l1_weight=100.0, wave_disc_channels=4,
+                                                 stft_disc_channels=4))
+    with torch.no_grad():
+        out = m(x, n_q=m.config.num_quantizers)["audio"]
+    assert task.validation_step(m, x)["loss"] == pytest.approx(float(paper(out, x)), rel=1e-4)

@@ -33,6 +33,7 @@ class SoundStreamTaskConfig:
     lambda_adv: float = 1.0
     lambda_feat: float = 100.0
     lambda_commit: float = 1.0
+    mel_l1_weight: float = 1.0  # weight of the linear-magnitude mel term (paper: 1; see loss)
     warmup_steps: int = 1000  # generator-only steps before the discriminators join
     disc_lr: float = 1e-4
     disc_betas: tuple[float, float] = (0.5, 0.9)
@@ -53,7 +54,9 @@ class SoundStreamTask:
     def __init__(self, config: SoundStreamTaskConfig | None = None,
                  device: str | torch.device = "cpu") -> None:
         self.config = c = config or SoundStreamTaskConfig()
-        self.mel_loss = MultiScaleMelLoss(c.sample_rate).to(device)
+        self.mel_loss = MultiScaleMelLoss(c.sample_rate, l1_weight=c.mel_l1_weight).to(device)
+        # Validation always reports the paper's loss, so runs with other weights compare.
+        self.valid_mel_loss = MultiScaleMelLoss(c.sample_rate).to(device)
         self.disc = SoundStreamDiscriminator(c.wave_disc_channels, c.stft_disc_channels,
                                              c.sample_rate).to(device)
         self.disc_opt = torch.optim.Adam(self.disc.parameters(), lr=c.disc_lr,
@@ -128,8 +131,8 @@ class SoundStreamTask:
         n_q = min(self.config.valid_n_q, m.config.num_quantizers)
         out = model(inp, n_q=n_q, denoise=denoise)
         full = model(inp, n_q=m.config.num_quantizers, denoise=denoise)
-        rec = self.mel_loss(out["audio"], target)
-        return {"loss": float(rec), "rec_full": float(self.mel_loss(full["audio"], target)),
+        rec = self.valid_mel_loss(out["audio"], target)
+        return {"loss": float(rec), "rec_full": float(self.valid_mel_loss(full["audio"], target)),
                 "si_sdr": float(si_sdr(out["audio"], target).mean())}
 
 
