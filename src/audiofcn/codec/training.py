@@ -56,7 +56,8 @@ class SoundStreamTask:
         self.config = c = config or SoundStreamTaskConfig()
         self.mel_loss = MultiScaleMelLoss(c.sample_rate, l1_weight=c.mel_l1_weight).to(device)
         # Validation always reports the paper's loss, so runs with other weights compare.
-        self.valid_mel_loss = MultiScaleMelLoss(c.sample_rate).to(device)
+        self.valid_mel_loss = (self.mel_loss if c.mel_l1_weight == 1.0
+                               else MultiScaleMelLoss(c.sample_rate).to(device))
         self.disc = SoundStreamDiscriminator(c.wave_disc_channels, c.stft_disc_channels,
                                              c.sample_rate).to(device)
         self.disc_opt = torch.optim.Adam(self.disc.parameters(), lr=c.disc_lr,
