@@ -34,6 +34,9 @@ class SoundStreamTaskConfig:
     lambda_feat: float = 100.0
     lambda_commit: float = 1.0
     mel_l1_weight: float = 1.0  # weight of the linear-magnitude mel term (paper: 1; see loss)
+    # L1 on the waveform (EnCodec's time-domain term; SoundStream has none, so 0 = paper). The
+    # mel and adversarial losses ignore phase; this term is what ties the output to the input.
+    lambda_wave: float = 0.0
     warmup_steps: int = 1000  # generator-only steps before the discriminators join
     disc_lr: float = 1e-4
     disc_betas: tuple[float, float] = (0.5, 0.9)
@@ -111,6 +114,10 @@ class SoundStreamTask:
                 "perplexity_q1": float(out["perplexity"][0]),
                 "code_usage": float(out["usage"].mean()),
                 "n_q": float(out["n_q"].float().mean())}
+        if c.lambda_wave > 0:
+            wave = (fake - target).abs().mean()
+            loss = loss + c.lambda_wave * wave
+            logs["wave"] = float(wave.detach())
         if self.step >= c.warmup_steps:
             logs["d_loss"] = self._disc_step(target, fake)
             # Freeze D for the generator's pass: no parameter gradients are computed for it.
