@@ -35,7 +35,8 @@ class SoundStreamTaskConfig:
     lambda_commit: float = 1.0
     mel_l1_weight: float = 1.0  # weight of the linear-magnitude mel term (paper: 1; see loss)
     # L1 on the waveform (EnCodec's time-domain term; SoundStream has none, so 0 = paper). The
-    # mel and adversarial losses ignore phase; this term is what ties the output to the input.
+    # mel loss ignores phase; this term penalises it directly (it did not help in our CPU A/B,
+    # where the discriminators did: docs/codec.md).
     lambda_wave: float = 0.0
     warmup_steps: int = 1000  # generator-only steps before the discriminators join
     disc_lr: float = 1e-4
