@@ -7,7 +7,8 @@ For every test clip (``test.jsonl`` from ``prepare.py``: speakers and recordings
 on), ours at 3/6/12 kbps (through the real ``.afc`` bitstream) and Opus (``opusenc --hard-cbr``)
 at 6/12 kbps: PESQ-WB, STOI, SI-SDR, mel distance and the bitrate actually written (ours: payload
 bits / duration; Opus: ``opusinfo``'s "w/o overhead" payload bitrate). Writes ``report.json``,
-``table.md`` and ``spectrograms.png`` (reference / ours / Opus) to ``--out``.
+``table.md`` and ``spectrograms.png`` (reference / ours / Opus) to ``--out``. ``--split valid``
+scores the validation clips instead, to choose between checkpoints without the test clips.
 """
 
 from __future__ import annotations
@@ -158,12 +159,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--ours-kbps", type=float, nargs="+", default=[3.0, 6.0, 12.0])
     ap.add_argument("--opus-kbps", type=float, nargs="+", default=[6.0, 12.0])
     ap.add_argument("--max-clips", type=int, default=None)
+    ap.add_argument("--split", choices=("test", "valid"), default="test",
+                    help="valid: the validation clips, for choosing a checkpoint without "
+                         "looking at the test clips")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     if shutil.which("opusenc") is None:
         ap.error("opusenc not found: install opus-tools (apt-get install opus-tools)")
     model = load_codec(args.model).eval()
-    clips = build_clips(args.data / "test.jsonl", args.seconds)[: args.max_clips]
+    clips = build_clips(args.data / f"{args.split}.jsonl", args.seconds)[: args.max_clips]
     metrics = Metrics()
     rows = []
     example: dict[str, torch.Tensor] = {}
@@ -197,7 +201,8 @@ def main(argv: list[str] | None = None) -> int:
                                       "payload_kbps", "file_kbps")}
             summary[kind][system]["clips"] = len(sel)
     args.out.mkdir(parents=True, exist_ok=True)
-    report = {"model": args.model or "shipped", "clips": len(clips), "seconds": args.seconds,
+    report = {"model": args.model or "shipped", "split": args.split, "clips": len(clips),
+              "seconds": args.seconds,
               "summary": summary, "rows": rows}
     (args.out / "report.json").write_text(json.dumps(report, indent=1))
     lines = []

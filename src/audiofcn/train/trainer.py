@@ -14,7 +14,7 @@ import math
 import subprocess
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -48,6 +48,10 @@ class TrainConfig:
     # and the cosine schedule anneals over whichever runs out first, steps or time, so a run
     # sized for a fast machine still ends with a small learning rate on a slow one.
     time_budget_s: float | None = None
+    # Learning-rate factors by parameter name: every parameter whose name contains a key trains
+    # at lr x factor (first matching key). For layers added to a trained model that start at
+    # zero, e.g. {"refine.": 10.0}, so that they move within a short fine-tune.
+    lr_scale: dict[str, float] = field(default_factory=dict)
 
 
 class Task(Protocol):
@@ -130,7 +134,14 @@ class Trainer:
 
     def _make_optimizer(self) -> torch.optim.Optimizer:
         c = self.config
-        params = [p for p in self.model.parameters() if p.requires_grad]
+        groups: dict[float, list[nn.Parameter]] = {}
+        for name, p in self.model.named_parameters():
+            if p.requires_grad:
+                scale = next((f for key, f in c.lr_scale.items() if key in name), 1.0)
+                groups.setdefault(scale, []).append(p)
+        if c.lr_scale and len(groups) == 1 and 1.0 in groups:
+            raise ValueError(f"lr_scale {c.lr_scale} matches no parameter name")
+        params = [{"params": ps, "lr": c.lr * scale} for scale, ps in groups.items()]
         if c.optimizer == "adamw":
             return torch.optim.AdamW(params, lr=c.lr, weight_decay=c.weight_decay)
         if c.optimizer == "sgd":
