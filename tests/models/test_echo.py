@@ -219,12 +219,13 @@ def test_talker_si_sdr_and_the_sisdr_loss_term():
 
 REFINE = EchoCancellerConfig(**{**TINY.__dict__, "refine_channels": 3,
                                 "refine_dilations": (1, 2), "refine_kernel": 3})
+REFINE_HISTORY = EchoCancellerConfig(**{**REFINE.__dict__, "refine_history": 4})
 
 
-def _refined(seed: int) -> EchoCanceller:
+def _refined(seed: int, config: EchoCancellerConfig = REFINE) -> EchoCanceller:
     """A refined TINY model whose refinement output is not zero (it starts at zero)."""
     torch.manual_seed(seed)
-    model = EchoCanceller(REFINE)
+    model = EchoCanceller(config)
     with torch.no_grad():
         for dec in model.decoders.values():
             dec.refine.out.weight_real.normal_(std=0.3)
@@ -263,9 +264,26 @@ def test_refinement_is_per_bin_and_per_frame():
     assert diff[80, 20] > 0
 
 
+def test_refinement_history_reads_the_past_reference_frames_of_each_bin():
+    # a reference bin at frame 20 reaches frames 20..23 (history 4) and no earlier frame;
+    # with history 1 only frame 20
+    for config, frames in ((REFINE, {20}), (REFINE_HISTORY, {20, 21, 22, 23})):
+        refine = _refined(8, config).decoders["echo"].refine
+        coarse, feats = torch.randn(1, 2, 161, 30), torch.randn(1, 4, 161, 30)
+        feats2 = feats.clone()
+        feats2[:, 1, 80, 20] += 1.0  # reference, real part
+        with torch.no_grad():
+            diff = (refine(coarse, feats) - refine(coarse, feats2)).abs().amax(dim=1)[0]
+        changed = (diff > 0).nonzero().tolist()
+        assert {t for _, t in changed} == frames
+        assert all(76 <= f <= 84 for f, _ in changed)
+    assert EchoCanceller(REFINE_HISTORY).num_parameters() > EchoCanceller(REFINE).num_parameters()
+
+
+@pytest.mark.parametrize("config", [REFINE, REFINE_HISTORY], ids=["frame", "history"])
 @pytest.mark.parametrize(("chunk", "batch"), [(160, 1), (480, 2), (37, 1)])
-def test_refined_streaming_equals_offline(chunk, batch):
-    model = _refined(9)
+def test_refined_streaming_equals_offline(chunk, batch, config):
+    model = _refined(9, config)
     n = 4800
     mic, ref = torch.randn(batch, n), torch.randn(batch, n)
     with torch.no_grad():
@@ -286,7 +304,7 @@ def test_refined_streaming_equals_offline(chunk, batch):
 
 
 def test_refinement_gets_gradients_and_trains():
-    model = _refined(10).train()
+    model = _refined(10, REFINE_HISTORY).train()
     batch = {"mic": torch.randn(2, 3200), "ref": torch.randn(2, 3200),
              "near": torch.randn(2, 3200), "noise": 0.1 * torch.randn(2, 3200)}
     loss, _ = EchoCancellerTask().training_step(model, batch)

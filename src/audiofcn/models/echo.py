@@ -66,6 +66,9 @@ class EchoCancellerConfig:
     refine_channels: int = 0
     refine_dilations: tuple[int, ...] = (1, 2, 4)
     refine_kernel: int = 5  # frequency taps of every refinement conv (odd: centred, "same")
+    # Frames of the compressed reference the refinement reads per bin (1: the current frame
+    # only). More frames let it see where the echo in a bin comes from: the reference's past.
+    refine_history: int = 1
 
 
 def _strided_size(n: int) -> int:
@@ -79,14 +82,19 @@ class _Refine(nn.Module):
     41, so the coarse mask cannot follow a talker's harmonics bin by bin (the banded Wiener
     oracles in docs/aec.md). These convs see every bin of the current frame's compressed
     mic/ref spectra next to the coarse mask. Their kernels span one frame, so they add no
-    streaming state and no latency; the output conv starts at zero, so an initialised model
-    (or a checkpoint without these weights) starts from exactly its coarse mask.
+    latency; the output conv starts at zero, so an initialised model (or a checkpoint without
+    these weights) starts from exactly its coarse mask. With ``history > 1`` a causal
+    per-bin conv over the reference's last ``history`` frames adds to the first layer: the
+    only part with streaming state (its past reference frames).
     """
 
-    def __init__(self, channels: int, dilations: tuple[int, ...], kernel: int) -> None:
+    def __init__(self, channels: int, dilations: tuple[int, ...], kernel: int,
+                 history: int = 1) -> None:
         super().__init__()
-        if kernel % 2 == 0 or channels < 1 or not dilations:
-            raise ValueError("refinement needs an odd kernel, channels >= 1, >= 1 dilation")
+        if kernel % 2 == 0 or channels < 1 or not dilations or history < 1:
+            raise ValueError("refinement needs an odd kernel, channels >= 1, >= 1 dilation, "
+                             "history >= 1")
+        self.history = ComplexConv2d(1, channels, (1, history)) if history > 1 else None
         self.convs = nn.ModuleList()
         self.acts = nn.ModuleList()
         cin = 3  # complex: coarse mask, mic features, ref features
@@ -98,11 +106,17 @@ class _Refine(nn.Module):
         for t in (self.out.weight_real, self.out.weight_imag):
             nn.init.zeros_(t)
 
-    def forward(self, coarse: torch.Tensor, feats: torch.Tensor) -> torch.Tensor:
+    def forward(self, coarse: torch.Tensor, feats: torch.Tensor,
+                state: dict[Any, Any] | None = None) -> torch.Tensor:
         # coarse (B, 2, F, T) [re, im]; feats (B, 4, F, T) [mic re, ref re, mic im, ref im]
         h = torch.cat([coarse[:, :1], feats[:, :2], coarse[:, 1:], feats[:, 2:]], dim=1)
-        for conv, act in zip(self.convs, self.acts, strict=True):
-            h = act(conv(h))
+        for i, (conv, act) in enumerate(zip(self.convs, self.acts, strict=True)):
+            h = conv(h)
+            if i == 0 and self.history is not None:
+                ref = feats[:, 1::2]  # (B, 2, F, T): [ref re, ref im]
+                h = h + (self.history(ref) if state is None
+                         else self.history.forward_stream(ref, state))
+            h = act(h)
         return coarse + self.out(h)
 
 
@@ -138,8 +152,7 @@ class _MaskDecoder(nn.Module):
             h = act(up(h))
             if i + 1 < len(skips):
                 h = h + skips[i + 1]
-        # the refinement's kernels span one frame: no streaming state either way
-        return h if self.refine is None else self.refine(h, feats)
+        return h if self.refine is None else self.refine(h, feats, state)
 
 
 class EchoCanceller(PretrainedModel):
@@ -184,7 +197,7 @@ class EchoCanceller(PretrainedModel):
             if not config.refine_channels:
                 return None
             return _Refine(config.refine_channels, tuple(config.refine_dilations),
-                           config.refine_kernel)
+                           config.refine_kernel, config.refine_history)
 
         self.decoders = nn.ModuleDict(
             {n: _MaskDecoder(config.bottleneck_channels, chans, sizes, refine())

@@ -16,7 +16,8 @@ and nothing else changes in the arithmetic:
   ``baddbmm`` per stage and their unfold layers stacked into one matrix.
 * The dense blocks use :class:`~audiofcn.nn.multidilated.FusedDenseBlockStep`.
 * The opt-in full-resolution refinement (``refine_channels``) spans one frame: one im2col
-  product per layer for all decoders, no carried state.
+  product per layer for all decoders; with ``refine_history > 1`` the reference's last frames
+  per bin are kept in a small buffer and applied in one more product.
 
 Results equal ``forward`` up to float rounding (``tests/models/test_echo.py``). The weights
 are read when the step is built; :meth:`EchoCanceller.open_stream` rebuilds it when any
@@ -154,10 +155,11 @@ class _UpStep:
 class _RefineStep:
     """Every decoder's full-resolution refinement (``echo._Refine``) on one frame.
 
-    Its kernels span one frame, so nothing is carried between frames. A layer is one
-    ``baddbmm`` (one batch entry per decoder, BatchNorm folded) on the dilated im2col patches
-    of a position-major ``(D, B, F, 2C)`` activation: on one thread several times faster
-    than a grouped ``conv1d`` on these small maps.
+    Its frequency kernels span one frame. A layer is one ``baddbmm`` (one batch entry per
+    decoder, BatchNorm folded) on the dilated im2col patches of a position-major
+    ``(D, B, F, 2C)`` activation: on one thread several times faster than a grouped
+    ``conv1d`` on these small maps. The optional reference-history conv is one more product
+    on the carried ``(B, F, history, 2)`` buffer of past reference frames.
     """
 
     def __init__(self, refines: list[nn.Module]) -> None:
@@ -165,6 +167,18 @@ class _RefineStep:
                                 int, int]] = []
         convs = [[*r.convs, r.out] for r in refines]
         acts = [[*r.acts, None] for r in refines]
+        self.history = 0
+        self.history_w: torch.Tensor | None = None  # (D, history * 2, 2C), rows (tap, re/im)
+        if refines[0].history is not None:
+            hs, hb = [], []
+            for r in refines:
+                scale, _ = _bn_affine(r.acts[0][0])  # the first layer's BatchNorm
+                w = r.history.real_weight().detach()[:, :, 0] * scale[:, None, None]
+                hs.append(w.permute(2, 1, 0).reshape(-1, w.shape[0]))  # (2out, 2, k) -> rows
+                hb.append(_bias(r.history, w.shape[0]) * scale)
+            self.history = refines[0].history.kernel_size[1]
+            self.history_w = torch.stack(hs).contiguous()
+            self.history_b = torch.stack(hb)[:, None]
         for i in range(len(convs[0])):
             ws, bs, ss = [], [], []
             for conv, act in zip((c[i] for c in convs), (a[i] for a in acts), strict=True):
@@ -183,14 +197,28 @@ class _RefineStep:
                                 torch.stack(ss)[:, None, None] if ss else None,
                                 first.kernel_size[0], first.dilation[0], first.padding_freq))
 
-    def __call__(self, coarse: torch.Tensor, feats: torch.Tensor) -> torch.Tensor:
+    def buffer(self, batch: int, n_freqs: int) -> torch.Tensor | None:
+        """Past reference frames per bin, oldest first (zeros: the offline left padding)."""
+        if self.history_w is None:
+            return None
+        return self.history_w.new_zeros(batch, n_freqs, self.history, 2)
+
+    def __call__(self, coarse: torch.Tensor, feats: torch.Tensor,
+                 ref_history: torch.Tensor | None) -> torch.Tensor:
         # coarse (D, B, F, 2) [re, im]; feats (B, F, 4) [mic re, ref re, mic im, ref im]
         d, b, f, _ = coarse.shape
         h = torch.cat([coarse, feats.expand(d, b, f, 4)], dim=-1)
-        for w, bias, slope, k, dil, pad in self.layers:
+        if ref_history is not None:  # shift in this frame's reference
+            ref_history[:, :, :-1] = ref_history[:, :, 1:].clone()
+            ref_history[:, :, -1] = feats[..., 1::2]
+        for i, (w, bias, slope, k, dil, pad) in enumerate(self.layers):
             buf = F.pad(h, (0, 0, pad, pad))
             fp, c = buf.shape[-2:]
             cols = buf.as_strided((d, b, f, k, c), (b * fp * c, fp * c, c, dil * c, 1))
+            if i == 0 and ref_history is not None:
+                bias = torch.baddbmm(bias + self.history_b,
+                                     ref_history.view(1, b * f, -1).expand(d, -1, -1),
+                                     self.history_w)
             h = torch.baddbmm(bias, cols.reshape(d, b * f, k * c), w).view(d, b, f, -1)
             if slope is not None:
                 h = torch.where(h >= 0, h, h * slope)
@@ -209,6 +237,8 @@ class FrameState:
         self.dec = [u.buffer(step.n_masks, batch, f)
                     for u, f in zip(step.ups, step.sizes[::-1], strict=False)]
         self.blocks: list[Any] = [None] * len(step.blocks)
+        self.ref_history = None if step.refine is None else step.refine.buffer(batch,
+                                                                              step.sizes[0])
         # features: the first buffer's interior as (B, signal, F, re/im)
         inner = self.enc[0][1]
         self.features = inner.view(batch, inner.shape[1], 2, 2).permute(0, 3, 1, 2)
@@ -287,7 +317,7 @@ class EchoFrameStep:
             if i + 1 < len(self.ups):
                 torch.add(h, skips[ne - 2 - i], out=state.dec[i + 1][1])
         if self.refine is not None:
-            h = self.refine(h, state.enc[0][1]).contiguous()
+            h = self.refine(h, state.enc[0][1], state.ref_history).contiguous()
         m = torch.view_as_complex(h)  # (D, B, F): [re, im] is the last axis
         mag = m.abs()
         masks = m * torch.tanh(mag).div_(mag.clamp_min_(1e-8))  # bounded_complex_mask
