@@ -202,8 +202,7 @@ def main(argv: list[str] | None = None) -> int:
             summary[kind][system]["clips"] = len(sel)
     args.out.mkdir(parents=True, exist_ok=True)
     report = {"model": args.model or "shipped", "split": args.split, "clips": len(clips),
-              "seconds": args.seconds,
-              "summary": summary, "rows": rows}
+              "seconds": args.seconds, "summary": summary, "rows": rows}
     (args.out / "report.json").write_text(json.dumps(report, indent=1))
     lines = []
     for kind in ("speech", "music", "all"):

@@ -39,5 +39,7 @@ def test_lr_scale_sets_the_learning_rate_of_matching_parameters(tmp_path):
 
 
 def test_lr_scale_that_matches_nothing_is_an_error(tmp_path):
-    with pytest.raises(ValueError, match="matches no parameter"):
+    with pytest.raises(ValueError, match="match no parameter"):
         _trainer(tmp_path, {"no_such_layer.": 10.0})
+    with pytest.raises(ValueError, match="no_such_layer"):  # even next to a key that matches
+        _trainer(tmp_path, {"no_such_layer.": 1.0, ".": 2.0})

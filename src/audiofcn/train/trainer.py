@@ -49,8 +49,8 @@ class TrainConfig:
     # sized for a fast machine still ends with a small learning rate on a slow one.
     time_budget_s: float | None = None
     # Learning-rate factors by parameter name: every parameter whose name contains a key trains
-    # at lr x factor (first matching key). For layers added to a trained model that start at
-    # zero, e.g. {"refine.": 10.0}, so that they move within a short fine-tune.
+    # at lr x factor (first matching key), e.g. {"refine.": 10.0} for layers added to a trained
+    # model. Every key must match some parameter.
     lr_scale: dict[str, float] = field(default_factory=dict)
 
 
@@ -134,13 +134,14 @@ class Trainer:
 
     def _make_optimizer(self) -> torch.optim.Optimizer:
         c = self.config
+        named = [(n, p) for n, p in self.model.named_parameters() if p.requires_grad]
+        unmatched = [k for k in c.lr_scale if not any(k in n for n, _ in named)]
+        if unmatched:
+            raise ValueError(f"lr_scale keys {unmatched} match no parameter name")
         groups: dict[float, list[nn.Parameter]] = {}
-        for name, p in self.model.named_parameters():
-            if p.requires_grad:
-                scale = next((f for key, f in c.lr_scale.items() if key in name), 1.0)
-                groups.setdefault(scale, []).append(p)
-        if c.lr_scale and len(groups) == 1 and 1.0 in groups:
-            raise ValueError(f"lr_scale {c.lr_scale} matches no parameter name")
+        for name, p in named:
+            scale = next((f for key, f in c.lr_scale.items() if key in name), 1.0)
+            groups.setdefault(scale, []).append(p)
         params = [{"params": ps, "lr": c.lr * scale} for scale, ps in groups.items()]
         if c.optimizer == "adamw":
             return torch.optim.AdamW(params, lr=c.lr, weight_decay=c.weight_decay)
