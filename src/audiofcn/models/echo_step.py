@@ -169,6 +169,7 @@ class _RefineStep:
         acts = [[*r.acts, None] for r in refines]
         self.history = 0
         self.history_w: torch.Tensor | None = None  # (D, history * 2, 2C), rows (tap, re/im)
+        self.history_b: torch.Tensor | None = None  # (D, 1, 2C), its folded bias
         if refines[0].history is not None:
             hs, hb = [], []
             for r in refines:
