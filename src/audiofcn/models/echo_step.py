@@ -169,7 +169,7 @@ class _RefineStep:
         acts = [[*r.acts, None] for r in refines]
         self.history = 0
         self.history_w: torch.Tensor | None = None  # (D, history * 2, 2C), rows (tap, re/im)
-        self.history_b: torch.Tensor | None = None  # (D, 1, 2C), its folded bias
+        history_b = None  # (D, 1, 2C): folded into the first layer's bias below
         if refines[0].history is not None:
             hs, hb = [], []
             for r in refines:
@@ -179,7 +179,7 @@ class _RefineStep:
                 hb.append(_bias(r.history, w.shape[0]) * scale)
             self.history = refines[0].history.kernel_size[1]
             self.history_w = torch.stack(hs).contiguous()
-            self.history_b = torch.stack(hb)[:, None]
+            history_b = torch.stack(hb)[:, None]
         for i in range(len(convs[0])):
             ws, bs, ss = [], [], []
             for conv, act in zip((c[i] for c in convs), (a[i] for a in acts), strict=True):
@@ -197,6 +197,9 @@ class _RefineStep:
             self.layers.append((torch.stack(ws).contiguous(), torch.stack(bs),
                                 torch.stack(ss)[:, None, None] if ss else None,
                                 first.kernel_size[0], first.dilation[0], first.padding_freq))
+        if history_b is not None:
+            w, b, *rest = self.layers[0]
+            self.layers[0] = (w, b + history_b, *rest)
 
     def buffer(self, batch: int, n_freqs: int) -> torch.Tensor | None:
         """Past reference frames per bin, oldest first (zeros: the offline left padding)."""
@@ -217,8 +220,7 @@ class _RefineStep:
             fp, c = buf.shape[-2:]
             cols = buf.as_strided((d, b, f, k, c), (b * fp * c, fp * c, c, dil * c, 1))
             if i == 0 and ref_history is not None:
-                bias = torch.baddbmm(bias + self.history_b,
-                                     ref_history.view(1, b * f, -1).expand(d, -1, -1),
+                bias = torch.baddbmm(bias, ref_history.view(1, b * f, -1).expand(d, -1, -1),
                                      self.history_w)
             h = torch.baddbmm(bias, cols.reshape(d, b * f, k * c), w).view(d, b, f, -1)
             if slope is not None:
