@@ -100,10 +100,10 @@ def test_search_upload_and_track(client: TestClient, catalog) -> None:
     assert body["query"]["name"] == "track2.wav"
     assert tid not in [x["track_id"] for x in body["results"]] and len(body["results"]) == 4
     bad = client.post("/api/search/track", json={"track_id": tid, "start": 2.0, "end": 1.0})
-    assert bad.status_code == 400 and "after start" in bad.json()["error"]
+    assert bad.status_code == 400 and "after start" in bad.json()["error"]["message"]
     assert client.post("/api/search/track", json={"track_id": 999}).status_code == 404
     past = client.post("/api/search/track", json={"track_id": tid, "start": 60})
-    assert past.status_code == 400 and "past the end" in past.json()["error"]
+    assert past.status_code == 400 and "past the end" in past.json()["error"]["message"]
 
 
 def test_audio_is_served_only_by_catalog_id(client: TestClient, catalog) -> None:
@@ -135,7 +135,7 @@ def test_bad_uploads_are_rejected(client: TestClient, name: str, payload: bytes,
                                   message: str) -> None:
     r = client.post("/api/search/upload", files={"file": (name, payload, "audio/wav")})
     assert r.status_code == status, r.text
-    assert message in r.json()["error"]
+    assert message in r.json()["error"]["message"]
 
 
 def _free_port() -> int:

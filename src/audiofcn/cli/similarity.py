@@ -62,10 +62,37 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("serve", help="web page to search a catalog by listening")
     db_arg(p)
     p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8000)
-    p.add_argument("--max-upload-mb", type=float, default=20.0)
-    p.add_argument("--max-upload-seconds", type=float, default=60.0)
+    p.add_argument("--port", type=_port, default=8000, help="1-65535 (default 8000)")
+    p.add_argument("--max-upload-mb", type=_positive, default=20.0)
+    p.add_argument("--max-upload-seconds", type=_positive, default=60.0)
+    p.add_argument("--max-parallel-uploads", type=_port_count, default=4,
+                   help="uploads received/processed at once; others wait, then get 503 "
+                        "(bounds upload disk use; default 4)")
     p.set_defaults(func=cmd_serve)
+
+
+def _port(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 65535:
+        raise argparse.ArgumentTypeError(f"port must be a number from 1 to 65535, got {text!r}")
+    return int(text)
+
+
+def _port_count(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 1024:
+        raise argparse.ArgumentTypeError(f"must be a whole number from 1 to 1024, got {text!r}")
+    return int(text)
+
+
+def _positive(text: str) -> float:
+    import math
+
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text!r}")
+    return value
 
 
 def _open(db: Path, writable: bool = False, threads: int = 1) -> Any:
@@ -193,6 +220,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         pass  # fail early with a one-line error when the catalog is missing or broken
     app = create_app(ServerConfig(db=args.db, max_upload_bytes=int(args.max_upload_mb * 2**20),
                                   max_upload_seconds=args.max_upload_seconds,
+                                  max_parallel_uploads=args.max_parallel_uploads,
                                   threads=args.threads))
     print(f"serving {args.db} on http://{args.host}:{args.port}/", flush=True)
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")

@@ -10,23 +10,39 @@ Endpoints (JSON unless noted)::
     GET  /api/audio/{track_id}  the catalog file of that track (audio; range requests)
 
 Only files registered in the catalog are ever served, looked up by integer track id; no path
-from a request reaches the file system. Uploads are capped in bytes (checked while reading,
-not trusting Content-Length), limited to audio types that decode, and in duration.
+from a request reaches the file system. Uploads are capped in bytes while they arrive: a
+``Content-Length`` over the limit is refused before the body is read, and the bytes are counted
+as they stream in (reading stops at the limit), so a client that lies or sends chunked data
+cannot fill the disk. At most ``max_parallel_uploads`` uploads are received or processed at
+once (others wait ``upload_wait_seconds``, then get 503), so upload files on disk never exceed
+``2 * max_parallel_uploads * max_upload_bytes`` (the multipart spool plus the named copy).
+Uploads are limited to audio types that decode, and in duration.
+
+Every error answer has one JSON schema: ``{"error": {"code": <slug>, "message": <one line>}}``
+(codes in :data:`ERROR_CODES`), including validation errors, unknown routes and 500s.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import os
+import shutil
 import tempfile
 import threading
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI, File, Form, HTTPException, UploadFile
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.formparsers import MultiPartException, MultiPartParser
 
 from audiofcn.index import Catalog, TrackResult
 
@@ -34,6 +50,19 @@ STATIC = Path(__file__).resolve().parent / "static"
 UPLOAD_SUFFIXES = {".wav", ".flac", ".ogg", ".mp3"}
 MEDIA_TYPES = {".wav": "audio/wav", ".flac": "audio/flac", ".ogg": "audio/ogg",
                ".mp3": "audio/mpeg", ".aif": "audio/aiff", ".aiff": "audio/aiff"}
+FORM_OVERHEAD = 64 << 10  # multipart boundaries, part headers and the small `k` field
+MAX_TRACK_ID = 2**63 - 1  # SQLite's INTEGER range
+ERROR_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 410: "gone",
+               413: "too_large", 415: "unsupported_type", 422: "invalid_input",
+               500: "internal_error", 503: "busy"}
+log = logging.getLogger(__name__)
+
+
+def error_response(status: int, message: str) -> JSONResponse:
+    """The one error schema: ``{"error": {"code", "message"}}`` with a one-line message."""
+    line = " ".join(str(message).split())
+    return JSONResponse({"error": {"code": ERROR_CODES.get(status, f"http_{status}"),
+                                   "message": line[:500]}}, status_code=status)
 
 
 @dataclass
@@ -43,10 +72,14 @@ class ServerConfig:
     max_upload_seconds: float = 60.0
     max_k: int = 50
     threads: int = 1
+    max_parallel_uploads: int = 4
+    upload_wait_seconds: float = 30.0
 
 
 class TrackQuery(BaseModel):
-    track_id: int
+    model_config = ConfigDict(allow_inf_nan=False)  # 1e400 parses as inf: refuse it (422)
+
+    track_id: int = Field(ge=0, le=MAX_TRACK_ID)
     start: float = Field(0.0, ge=0.0)
     end: float | None = Field(None, gt=0.0)
     k: int = Field(10, ge=1)
@@ -114,61 +147,115 @@ def create_app(config: ServerConfig) -> FastAPI:
         return [{k: v for k, v in r.items() if k != "path"} for r in rows]
 
     @app.get("/api/audio/{track_id}")
-    def audio(track_id: int) -> FileResponse:
-        with handle.lock:
-            t = catalog().track(track_id)
+    def audio(track_id: str) -> FileResponse:
+        tid = int(track_id) if track_id.isascii() and track_id.isdigit() and \
+            len(track_id) <= 19 else -1
+        t = None
+        if 0 <= tid <= MAX_TRACK_ID:
+            with handle.lock:
+                t = catalog().track(tid)
         if t is None:
-            raise HTTPException(404, f"no track {track_id} in the catalog")
+            raise HTTPException(404, f"no track {track_id[:30]} in the catalog")
         path = Path(t["path"])
         if not path.is_file():
             raise HTTPException(410, f"the file of track {track_id} is no longer on disk")
         return FileResponse(path, media_type=MEDIA_TYPES.get(path.suffix.lower(),
                                                              "application/octet-stream"))
 
+    uploads = {"active": 0}  # uploads being received or processed (event-loop only)
+
+    def too_large(what: str = "the upload") -> HTTPException:
+        return HTTPException(413, f"{what} is larger than the upload limit of "
+                                  f"{config.max_upload_bytes / 2**20:.1f} MB")
+
+    async def limited_body(request: Request) -> AsyncIterator[bytes]:
+        received = 0
+        async for chunk in request.stream():
+            received += len(chunk)
+            if received > config.max_upload_bytes + FORM_OVERHEAD:
+                raise too_large()  # stop reading here: nothing more reaches the disk
+            yield chunk
+
     @app.post("/api/search/upload")
-    async def search_upload(file: UploadFile = File(...), k: int = Form(10)) -> dict[str, Any]:
+    async def search_upload(request: Request) -> dict[str, Any]:
+        """multipart/form-data with ``file`` (and optional ``k``) -> results."""
+        length = request.headers.get("content-length")
+        if length is not None:
+            if not length.isdigit():
+                raise HTTPException(400, f"bad Content-Length header {length[:30]!r}")
+            if int(length) > config.max_upload_bytes + FORM_OVERHEAD:
+                raise too_large()  # refused before a byte of the body is read
+        if not request.headers.get("content-type", "").startswith("multipart/form-data"):
+            raise HTTPException(415, "send the audio as multipart/form-data in a field "
+                                     "named 'file'")
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + config.upload_wait_seconds
+        while uploads["active"] >= config.max_parallel_uploads:
+            if loop.time() >= deadline:
+                raise HTTPException(503, f"server busy: {config.max_parallel_uploads} uploads "
+                                         "in progress; try again shortly")
+            await asyncio.sleep(0.05)
+        uploads["active"] += 1
+        try:
+            return await receive_and_search(request)
+        finally:
+            uploads["active"] -= 1
+
+    async def receive_and_search(request: Request) -> dict[str, Any]:
         from starlette.concurrency import run_in_threadpool
 
+        parser = MultiPartParser(request.headers, limited_body(request), max_files=1,
+                                 max_fields=4, max_part_size=1024)
+        try:
+            form = await parser.parse()
+        except MultiPartException as err:
+            raise HTTPException(400, f"malformed multipart upload ({err.message})") from None
+        try:
+            file, k_text = form.get("file"), form.get("k", "10")
+            if not isinstance(file, UploadFile):
+                raise HTTPException(422, "the upload needs an audio file in a form field "
+                                         "named 'file'")
+            if not isinstance(k_text, str) or not k_text.strip().isdigit() or \
+                    len(k_text.strip()) > 30:
+                raise HTTPException(422, f"k must be a whole number, got {str(k_text)[:30]!r}")
+            k = max(1, min(int(k_text), config.max_k))
+            name = Path(file.filename or "upload").name
+            suffix = Path(name).suffix.lower()
+            if suffix not in UPLOAD_SUFFIXES:
+                raise HTTPException(415, f"unsupported file type {suffix or '(none)'!r} for "
+                                         f"{name!r}: upload one of "
+                                         f"{', '.join(sorted(UPLOAD_SUFFIXES))}")
+            if (file.size or 0) > config.max_upload_bytes:
+                raise too_large(repr(name))
+            if not file.size:
+                raise HTTPException(400, f"{name!r} is empty")
+            return await run_in_threadpool(search_spooled, file, name, suffix, k)
+        finally:
+            await form.close()
+
+    def search_spooled(file: UploadFile, name: str, suffix: str, k: int) -> dict[str, Any]:
         from audiofcn.io.audio import AudioError, audio_info, load_audio
 
-        name = Path(file.filename or "upload").name
-        suffix = Path(name).suffix.lower()
-        if suffix not in UPLOAD_SUFFIXES:
-            raise HTTPException(415, f"unsupported file type {suffix or '(none)'!r} for "
-                                     f"{name!r}: upload one of "
-                                     f"{', '.join(sorted(UPLOAD_SUFFIXES))}")
-        k = max(1, min(int(k), config.max_k))
         fd, tmp = tempfile.mkstemp(prefix="audiofcn_upload_", suffix=suffix)
         try:
-            size = 0
             with os.fdopen(fd, "wb") as f:
-                while chunk := await file.read(1 << 20):
-                    size += len(chunk)
-                    if size > config.max_upload_bytes:
-                        raise HTTPException(413, f"{name!r} is larger than the upload limit "
-                                                 f"of {config.max_upload_bytes / 2**20:.1f} MB")
-                    f.write(chunk)
-            if size == 0:
-                raise HTTPException(400, f"{name!r} is empty")
-
-            def run() -> dict[str, Any]:
-                try:
-                    dur = audio_info(tmp).duration
-                    if dur > config.max_upload_seconds:
-                        raise HTTPException(413, f"{name!r} is {dur:.1f} s long; the limit is "
-                                                 f"{config.max_upload_seconds:.0f} s (cut a "
-                                                 "shorter clip)")
-                    wav, sr = load_audio(tmp)
-                except AudioError as err:
-                    problem = str(err).split(": ", 1)[-1]
-                    raise HTTPException(422, f"{name!r} is not readable audio ({problem})"
-                                        ) from None
-                with handle.lock:
-                    res = catalog().search_audio(wav[0], sr, k=k)
-                return {"query": {"name": name, "duration": round(wav.shape[-1] / sr, 3)},
-                        "results": _results(res)}
-
-            return await run_in_threadpool(run)
+                file.file.seek(0)
+                shutil.copyfileobj(file.file, f, 1 << 20)
+            try:
+                dur = audio_info(tmp).duration
+                if dur > config.max_upload_seconds:
+                    raise HTTPException(413, f"{name!r} is {dur:.1f} s long; the limit is "
+                                             f"{config.max_upload_seconds:.0f} s (cut a "
+                                             "shorter clip)")
+                wav, sr = load_audio(tmp)
+            except AudioError as err:
+                problem = str(err).split(": ", 1)[-1]
+                raise HTTPException(422, f"{name!r} is not readable audio ({problem})"
+                                    ) from None
+            with handle.lock:
+                res = catalog().search_audio(wav[0], sr, k=k)
+            return {"query": {"name": name, "duration": round(wav.shape[-1] / sr, 3)},
+                    "results": _results(res)}
         finally:
             Path(tmp).unlink(missing_ok=True)
 
@@ -187,17 +274,31 @@ def create_app(config: ServerConfig) -> FastAPI:
             if q.start >= t["duration"]:
                 raise HTTPException(400, f"start {q.start} s is past the end of the track "
                                          f"({t['duration']:.1f} s)")
+            end = None if q.end is None else min(q.end, t["duration"])
             try:
-                segs, dur = cat.embedder.embed_file(t["path"], q.start, q.end)
+                segs, dur = cat.embedder.embed_file(t["path"], q.start, end)
             except AudioError as err:
                 raise HTTPException(422, str(err).split(": ", 1)[-1]) from None
             res = cat.search_embeddings(segs.embeddings, k, exclude_track=q.track_id)
         return {"query": {"track_id": q.track_id, "name": t["name"], "start": q.start,
                           "end": q.start + dur}, "results": _results(res)}
 
-    @app.exception_handler(HTTPException)
-    async def http_error(_: Any, exc: HTTPException) -> JSONResponse:
-        return JSONResponse({"error": exc.detail}, status_code=exc.status_code)
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Any, exc: StarletteHTTPException) -> JSONResponse:
+        return error_response(exc.status_code, str(exc.detail))
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(_: Any, exc: RequestValidationError) -> JSONResponse:
+        errors = exc.errors()
+        first = errors[0] if errors else {"loc": (), "msg": "invalid request"}
+        where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        return error_response(422, f"{where + ': ' if where else ''}{first.get('msg')}{more}")
+
+    @app.exception_handler(Exception)
+    async def internal_error(_: Any, exc: Exception) -> JSONResponse:
+        log.error("internal error", exc_info=exc)
+        return error_response(500, "internal server error (see the server log)")
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app

@@ -15,7 +15,8 @@ async function api(url, options) {
   let body = null;
   try { body = await resp.json(); } catch (e) { body = null; }
   if (!resp.ok) {
-    const msg = body && (body.error || (body.detail && JSON.stringify(body.detail)));
+    // Every error body is {"error": {"code": ..., "message": ...}} (see server/app.py).
+    const msg = body && body.error && body.error.message;
     throw new Error(msg || `request failed (${resp.status})`);
   }
   return body;
