@@ -29,10 +29,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     db_arg(p)
     p.add_argument("--model", type=Path, default=None,
                    help="embedding model for a NEW catalog (default: the shipped one)")
-    p.add_argument("--hop", type=float, default=None, help="segment hop in seconds (new)")
+    p.add_argument("--hop", type=_positive, default=None,
+                   help="segment hop in seconds (new catalog)")
     p.add_argument("--manifest", type=Path, default=None,
                    help="audiofcn manifest with tags (default DIR/manifest.jsonl)")
-    p.add_argument("--approx-threshold", type=int, default=100_000,
+    p.add_argument("--approx-threshold", type=_positive_int, default=100_000,
                    help="segments above which an approximate index is used (new catalog)")
     p.add_argument("--approx-kind", choices=["ivfpq", "hnsw"], default="ivfpq")
     p.set_defaults(func=cmd_add)
@@ -83,6 +84,12 @@ def _port_count(text: str) -> int:
     return int(text)
 
 
+def _positive_int(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text!r}")
+    return int(text)
+
+
 def _positive(text: str) -> float:
     import math
 
@@ -125,9 +132,16 @@ def cmd_add(args: argparse.Namespace) -> int:
             model = args.model or DEFAULT_MODEL
             if not Path(model).exists():
                 raise UserError(f"{model}: embedding model not found (pass --model)")
-            cat = Catalog.create(args.db, model, hop_seconds=args.hop,
-                                 approx_threshold=args.approx_threshold,
-                                 approx_kind=args.approx_kind, threads=args.threads)
+            try:
+                cat = Catalog.create(args.db, model, hop_seconds=args.hop,
+                                     approx_threshold=args.approx_threshold,
+                                     approx_kind=args.approx_kind, threads=args.threads)
+            except CatalogError:
+                if not (args.db / Catalog.DB).is_file():
+                    raise
+                # Another `index add` created it since the check above: add to theirs (or
+                # get the same "busy" error as on any catalog that is being changed).
+                cat = Catalog.open(args.db, writable=True, threads=args.threads)
         with cat:
             rep = cat.add_folder(args.dir, progress=sys.stderr.isatty(),
                                  manifest=args.manifest)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import logging
+import math
 import os
 import shutil
 import sqlite3
@@ -31,6 +32,13 @@ from typing import Any
 import numpy as np
 
 from audiofcn.index.embedder import SegmentEmbedder, Segments
+from audiofcn.index.guards import (
+    check_folder,
+    check_new_catalog_args,
+    damaged_database,
+    load_embedding_model,
+    sqlite_errors,
+)
 from audiofcn.index.records import (
     AddReport,
     CatalogError,
@@ -50,6 +58,7 @@ from audiofcn.index.store import (
     write_index,
 )
 from audiofcn.io.audio import AudioError
+from audiofcn.models.base import CheckpointError
 
 log = logging.getLogger(__name__)
 
@@ -92,28 +101,43 @@ class Catalog:
                hop_seconds: float | None = None, approx_threshold: int = 100_000,
                approx_kind: str = "ivfpq", threads: int | None = None) -> Catalog:
         """Make an empty catalog in ``root`` (which must not hold one) using the embedding
-        model file ``model_path`` (copied into the catalog)."""
-        from audiofcn.models import load_model
+        model file ``model_path`` (copied into the catalog).
 
+        Every argument is checked before anything is written; the folder's lock is held while
+        it is created (a second creator gets the same "busy" error as on an existing catalog)
+        and ``catalog.sqlite`` appears complete or not at all (built under a temporary name)."""
         root = Path(root)
+        check_new_catalog_args(hop_seconds, approx_threshold, approx_kind)
+        check_folder(root)
         if (root / cls.DB).exists():
             raise CatalogError(f"{root}: a catalog already exists here")
-        model = load_model(model_path)
-        root.mkdir(parents=True, exist_ok=True)
-        from audiofcn.io.audio import atomic_output
+        model = load_embedding_model(model_path)
+        hop = model.config.segment_seconds / 2 if hop_seconds is None else float(hop_seconds)
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise CatalogError(f"{root}: cannot create the catalog folder ({err.strerror})"
+                               ) from None
+        with cls._folder_lock(root):
+            if (root / cls.DB).exists():  # another process finished creating it meanwhile
+                raise CatalogError(f"{root}: a catalog already exists here")
+            from audiofcn.io.audio import atomic_output
 
-        with atomic_output(root / cls.MODEL) as tmp:
-            shutil.copyfile(model_path, tmp)
-        hop = hop_seconds or model.config.segment_seconds / 2
-        conn = cls._connect(root)
-        with conn:
-            conn.executescript(SCHEMA)
+            with atomic_output(root / cls.MODEL) as tmp:
+                shutil.copyfile(model_path, tmp)
             meta = {"schema_version": SCHEMA_VERSION, "generation": 0, "hop_seconds": hop,
                     "approx_threshold": approx_threshold, "approx_kind": approx_kind,
                     "dim": model.config.embedding_dim, "stale": 0, "next_segment_id": 1}
-            conn.executemany("INSERT INTO meta VALUES (?, ?)",
-                             [(k, str(v)) for k, v in meta.items()])
-        conn.close()
+            with atomic_output(root / cls.DB) as tmp:
+                tmp.unlink()  # sqlite makes the file
+                conn = sqlite3.connect(tmp, isolation_level=None)
+                try:
+                    conn.executescript(SCHEMA)
+                    with conn:
+                        conn.executemany("INSERT INTO meta VALUES (?, ?)",
+                                         [(k, str(v)) for k, v in meta.items()])
+                finally:
+                    conn.close()
         return cls.open(root, writable=True, threads=threads)
 
     @classmethod
@@ -122,21 +146,36 @@ class Catalog:
         from audiofcn.models import load_model
 
         root = Path(root)
+        check_folder(root)
         if not (root / cls.DB).exists():
             raise CatalogError(f"{root}: no catalog here (create one with `audiofcn index add`)")
-        conn = cls._connect(root)
+        conn = None
         try:
-            version = int(conn.execute("SELECT value FROM meta WHERE key='schema_version'")
-                          .fetchone()[0])
-        except (sqlite3.DatabaseError, TypeError):
-            conn.close()
-            raise CatalogError(f"{root / cls.DB}: not an audiofcn catalog database") from None
-        if version != SCHEMA_VERSION:
-            conn.close()
-            raise CatalogError(f"{root}: catalog schema {version}, expected {SCHEMA_VERSION}")
-        model = load_model(root / cls.MODEL)
-        hop = float(conn.execute("SELECT value FROM meta WHERE key='hop_seconds'").fetchone()[0])
-        return cls(root, SegmentEmbedder.from_model(model, hop), conn, writable, threads)
+            conn = cls._connect(root)
+            row = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+            if row is None or not str(row[0]).isdigit():
+                raise sqlite3.DatabaseError("no schema version in its meta table")
+            version = int(row[0])
+            if version != SCHEMA_VERSION:
+                raise CatalogError(f"{root}: catalog schema {version}, expected "
+                                   f"{SCHEMA_VERSION}")
+            model = load_model(root / cls.MODEL)
+            hop = float(conn.execute("SELECT value FROM meta WHERE key='hop_seconds'")
+                        .fetchone()[0])
+            if not (math.isfinite(hop) and hop > 0):
+                raise CatalogError(f"{root}: the catalog stores an invalid hop ({hop} s); "
+                                   "move it away and run `audiofcn index add` again")
+            return cls(root, SegmentEmbedder.from_model(model, hop), conn, writable, threads)
+        except (sqlite3.DatabaseError, TypeError, ValueError) as err:
+            if conn is not None:
+                conn.close()
+            if isinstance(err, CatalogError | CheckpointError):
+                raise
+            raise damaged_database(root / cls.DB, err) from None
+        except BaseException:
+            if conn is not None:
+                conn.close()
+            raise
 
     @staticmethod
     def _connect(root: Path) -> sqlite3.Connection:
@@ -162,11 +201,18 @@ class Catalog:
     def _write_lock(self) -> Iterator[None]:
         if not self.writable:
             raise CatalogError(f"{self.root}: catalog opened read-only")
-        with open(self.root / self.LOCK, "a+") as f:
+        with self._folder_lock(self.root):
+            yield
+
+    @classmethod
+    @contextlib.contextmanager
+    def _folder_lock(cls, root: Path) -> Iterator[None]:
+        """The writers' exclusive lock on ``root/.lock`` (not waiting: busy is an error)."""
+        with open(root / cls.LOCK, "a+") as f:
             try:
                 fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                raise CatalogError(f"{self.root}: another process is changing this catalog"
+                raise CatalogError(f"{root}: another process is changing this catalog"
                                    ) from None
             try:
                 yield
@@ -181,6 +227,7 @@ class Catalog:
         self.conn.execute("UPDATE meta SET value=? WHERE key=?", (str(value), key))
 
     @property
+    @sqlite_errors
     def generation(self) -> int:
         return int(self._meta("generation"))
 
@@ -234,6 +281,7 @@ class Catalog:
         write_index(self.root / self.INDEX, self.index,
                     {"generation": self.generation, "params": self.params.to_dict()})
 
+    @sqlite_errors
     def rebuild(self) -> None:
         """Rebuild the FAISS index from the stored embeddings (drops removed vectors, picks
         the index kind for the current size) and persist it."""
@@ -241,6 +289,7 @@ class Catalog:
             self._rebuild(save=True)
 
     # --- changes -------------------------------------------------------------------------------
+    @sqlite_errors
     def add_folder(self, folder: str | os.PathLike[str], batch_files: int = 16,
                    progress: bool = False, manifest: str | os.PathLike[str] | None = None
                    ) -> AddReport:
@@ -344,6 +393,7 @@ class Catalog:
         if int(self._meta("stale")) > 0.2 * max(1, self.index.ntotal):
             self._rebuild(save=True)
 
+    @sqlite_errors
     def remove_track(self, path_or_id: str | int) -> int:
         """Remove a track (by catalog id or file path) and its segments; returns the number of
         segments removed. Raises :class:`CatalogError` when it is not in the catalog."""
@@ -369,12 +419,15 @@ class Catalog:
         return int(row[0]), str(row[1])
 
     # --- queries -------------------------------------------------------------------------------
+    @sqlite_errors
     def num_tracks(self) -> int:
         return int(self.conn.execute("SELECT COUNT(*) FROM tracks").fetchone()[0])
 
+    @sqlite_errors
     def num_segments(self) -> int:
         return int(self.conn.execute("SELECT COUNT(*) FROM segments").fetchone()[0])
 
+    @sqlite_errors
     def info(self) -> dict[str, Any]:
         dur = self.conn.execute("SELECT COALESCE(SUM(duration), 0) FROM tracks").fetchone()[0]
         return {"root": str(self.root), "tracks": self.num_tracks(),
@@ -387,6 +440,7 @@ class Catalog:
                 "tags": int(self.conn.execute("SELECT COUNT(DISTINCT tag) FROM tags")
                             .fetchone()[0])}
 
+    @sqlite_errors
     def tracks(self, limit: int | None = None) -> list[dict[str, Any]]:
         sql = "SELECT id, path, duration FROM tracks ORDER BY id"
         rows = self.conn.execute(sql + (f" LIMIT {int(limit)}" if limit else "")).fetchall()
@@ -394,6 +448,7 @@ class Catalog:
         return [{"track_id": r[0], "path": r[1], "name": Path(r[1]).name, "duration": r[2],
                  "tags": tags.get(r[0], [])} for r in rows]
 
+    @sqlite_errors
     def track(self, track_id: int) -> dict[str, Any] | None:
         row = self.conn.execute("SELECT id, path, duration FROM tracks WHERE id=?",
                                 (int(track_id),)).fetchone()
@@ -413,6 +468,7 @@ class Catalog:
                 out.setdefault(tid, []).append(tag)
         return out
 
+    @sqlite_errors
     def search_embeddings(self, queries: np.ndarray, k: int = 10, per_track: int = 3,
                           exclude_track: int | None = None) -> list[TrackResult]:
         """Rank tracks for ``queries (q, dim)`` (the segments of one query clip): a catalog
@@ -455,12 +511,14 @@ class Catalog:
                                        hits[:per_track]))
         return results
 
+    @sqlite_errors
     def search_file(self, path: str | os.PathLike[str], k: int = 10, start: float | None = None,
                     end: float | None = None, per_track: int = 3) -> list[TrackResult]:
         """Query with a file (or its ``[start, end)`` seconds)."""
         segs, _ = self.embedder.embed_file(path, start, end)
         return self.search_embeddings(segs.embeddings, k, per_track)
 
+    @sqlite_errors
     def search_audio(self, audio: Any, sample_rate: int, k: int = 10,
                      per_track: int = 3) -> list[TrackResult]:
         """Query with in-memory audio ``(time,)`` or ``(channels, time)``."""
