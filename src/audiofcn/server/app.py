@@ -162,7 +162,15 @@ def create_app(config: ServerConfig) -> FastAPI:
         return FileResponse(path, media_type=MEDIA_TYPES.get(path.suffix.lower(),
                                                              "application/octet-stream"))
 
-    uploads = {"active": 0}  # uploads being received or processed (event-loop only)
+    slots: dict[str, Any] = {"loop": None, "semaphore": None}
+
+    def upload_slots() -> asyncio.Semaphore:
+        """The upload semaphore of the running event loop (FIFO: no waiter starves)."""
+        loop = asyncio.get_running_loop()
+        if slots["loop"] is not loop:
+            slots["loop"] = loop
+            slots["semaphore"] = asyncio.Semaphore(config.max_parallel_uploads)
+        return slots["semaphore"]
 
     def too_large(what: str = "the upload") -> HTTPException:
         return HTTPException(413, f"{what} is larger than the upload limit of "
@@ -188,18 +196,16 @@ def create_app(config: ServerConfig) -> FastAPI:
         if not request.headers.get("content-type", "").startswith("multipart/form-data"):
             raise HTTPException(415, "send the audio as multipart/form-data in a field "
                                      "named 'file'")
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + config.upload_wait_seconds
-        while uploads["active"] >= config.max_parallel_uploads:
-            if loop.time() >= deadline:
-                raise HTTPException(503, f"server busy: {config.max_parallel_uploads} uploads "
-                                         "in progress; try again shortly")
-            await asyncio.sleep(0.05)
-        uploads["active"] += 1
+        slot = upload_slots()
+        try:
+            await asyncio.wait_for(slot.acquire(), config.upload_wait_seconds)
+        except asyncio.TimeoutError:
+            raise HTTPException(503, f"server busy: {config.max_parallel_uploads} uploads "
+                                     "in progress; try again shortly") from None
         try:
             return await receive_and_search(request)
         finally:
-            uploads["active"] -= 1
+            slot.release()
 
     async def receive_and_search(request: Request) -> dict[str, Any]:
         from starlette.concurrency import run_in_threadpool
