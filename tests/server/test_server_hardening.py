@@ -169,6 +169,7 @@ def _wav(seconds: float) -> bytes:
 @pytest.mark.parametrize(("files", "data", "status"), [
     ({"file": ("a.wav", _wav(1.0), "audio/wav")}, {"k": "abc"}, 422),
     ({"file": ("a.wav", _wav(1.0), "audio/wav")}, {"k": "1e400"}, 422),
+    ({"file": ("a.wav", _wav(1.0), "audio/wav")}, {"k": "\u00b2"}, 422),  # a digit to isdigit()
     ({"file": ("a.wav", _wav(1.0), "audio/wav")}, {"k": "100000000000000000000000"}, 200),
     ({"other": ("a.wav", _wav(1.0), "audio/wav")}, {}, 422),
     (None, {"k": "3"}, 415),  # a urlencoded form, not multipart

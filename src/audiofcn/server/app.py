@@ -189,7 +189,7 @@ def create_app(config: ServerConfig) -> FastAPI:
         """multipart/form-data with ``file`` (and optional ``k``) -> results."""
         length = request.headers.get("content-length")
         if length is not None:
-            if not length.isdigit():
+            if not (length.isascii() and length.isdigit()):
                 raise HTTPException(400, f"bad Content-Length header {length[:30]!r}")
             if int(length) > config.max_upload_bytes + FORM_OVERHEAD:
                 raise too_large()  # refused before a byte of the body is read
@@ -221,9 +221,9 @@ def create_app(config: ServerConfig) -> FastAPI:
             if not isinstance(file, UploadFile):
                 raise HTTPException(422, "the upload needs an audio file in a form field "
                                          "named 'file'")
-            if not isinstance(k_text, str) or not k_text.strip().isdigit() or \
-                    len(k_text.strip()) > 30:
-                raise HTTPException(422, f"k must be a whole number, got {str(k_text)[:30]!r}")
+            k_text = k_text.strip() if isinstance(k_text, str) else ""
+            if not (k_text.isascii() and k_text.isdigit() and len(k_text) <= 30):
+                raise HTTPException(422, f"k must be a whole number, got {k_text[:30]!r}")
             k = max(1, min(int(k_text), config.max_k))
             name = Path(file.filename or "upload").name
             suffix = Path(name).suffix.lower()
