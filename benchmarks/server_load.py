@@ -177,6 +177,9 @@ def summarise(load: Load, wall: float) -> dict:
         if outcome != 200:
             errors[str(outcome)] = errors.get(str(outcome), 0) + 1
     warm = next((mb for n, mb in load.rss if n >= load.args.warmup), None)
+    after = [(n, mb) for n, mb in load.rss if n >= load.args.warmup]
+    slope = float(np.polyfit([n for n, _ in after], [mb for _, mb in after], 1)[0] * 1000) \
+        if len(after) >= 3 else float("nan")  # MB per 1000 requests, least squares
     by_kind = {}
     for kind in ("upload", "track"):
         k_lat = np.array([r[1] for r in load.results if r[0] == kind])
@@ -184,11 +187,14 @@ def summarise(load: Load, wall: float) -> dict:
             by_kind[kind] = {"n": int(k_lat.size), "p50_ms": 1000 * float(np.median(k_lat)),
                              "p95_ms": 1000 * float(np.percentile(k_lat, 95))}
     return {"requests": len(load.results), "clients": load.args.clients,
+            "warmup": load.args.warmup,
             "wall_s": wall, "requests_per_s": len(load.results) / wall,
             "p50_ms": 1000 * float(np.median(lat)), "p95_ms": 1000 * float(np.percentile(lat, 95)),
             "max_ms": 1000 * float(lat.max()), "errors": sum(errors.values()),
             "error_kinds": errors, "by_kind": by_kind,
             "rss_mb_after_warmup": warm, "rss_mb_end": load.rss[-1][1] if load.rss else None,
+            "rss_mb_max": max(mb for _, mb in load.rss) if load.rss else None,
+            "rss_mb_per_1000_requests": slope,
             "rss_samples": load.rss, "load_average_start": load.args.loadavg_start,
             "load_average_end": os.getloadavg(), "cpus": os.cpu_count()}
 
@@ -208,8 +214,11 @@ def table(s: dict) -> str:
         rows.append((f"  {kind} p50 / p95", f"{v['p50_ms']:.0f} / {v['p95_ms']:.0f} ms"))
     rows += [
         ("errors", f"{s['errors']}" + (f" {s['error_kinds']}" if s["errors"] else "")),
-        ("server RSS after warm-up -> end",
-         f"{s['rss_mb_after_warmup']:.0f} -> {s['rss_mb_end']:.0f} MB ({growth:+.1f} MB)"),
+        (f"server RSS after {s['warmup']} requests -> end (max)",
+         f"{s['rss_mb_after_warmup']:.0f} -> {s['rss_mb_end']:.0f} MB ({growth:+.1f} MB; "
+         f"max {s['rss_mb_max']:.0f} MB)"),
+        ("server RSS trend after warm-up (least squares)",
+         f"{s['rss_mb_per_1000_requests']:+.1f} MB per 1000 requests"),
         ("machine load average (1 min) before / after",
          f"{s['load_average_start'][0]:.2f} / {s['load_average_end'][0]:.2f} "
          f"on {s['cpus']} CPUs")]
