@@ -108,38 +108,17 @@ def tag_files(model: nn.Module, files: Iterable[Path], batch_size: int = 16,
                         {lab: float(p) for lab, p in zip(cfg.labels, probs, strict=True)})
 
 
-def pretrained_dir() -> Path:
-    """The package folder holding shipped weights."""
-    return Path(__file__).resolve().parent / "pretrained"
+@torch.inference_mode()
+def embed(model: nn.Module, audio: torch.Tensor, batch_size: int = 16,
+          hop: int | None = None) -> torch.Tensor:
+    """``(n_dims,)`` track embedding: the model's penultimate features (``model.embed``)
+    averaged over chunks (the CRNN's last GRU state, the FCN's pooled last conv layer)."""
+    chunks = chunk_audio(audio.reshape(-1), model.config.input_length, hop)
+    device = next(model.parameters()).device
+    out = [model.embed(chunks[i:i + batch_size].to(device)).cpu()
+           for i in range(0, chunks.shape[0], batch_size)]
+    return torch.cat(out).mean(dim=0)
 
 
-def shipped_taggers() -> dict[str, Path]:
-    """Shipped tagger name -> file (``pretrained/tagger_<name>.safetensors``)."""
-    return {f.stem.removeprefix("tagger_"): f
-            for f in sorted(pretrained_dir().glob("tagger_*.safetensors"))}
-
-
-def load_tagger(name_or_path: str | os.PathLike[str]) -> nn.Module:
-    """A shipped tagger by name (see :func:`shipped_taggers`) or any tagger checkpoint by path,
-    in eval mode.
-
-    Raises:
-        CheckpointError: unknown name, unreadable file, or a checkpoint that is not a tagger.
-    """
-    from audiofcn.models import CheckpointError, load_model
-
-    shipped = shipped_taggers()
-    if str(name_or_path) in shipped:
-        return load_model(shipped[str(name_or_path)]).eval()
-    p = Path(name_or_path)
-    if p.suffix == ".safetensors" or p.exists():
-        model = load_model(p).eval()
-        if not hasattr(model.config, "labels"):
-            raise CheckpointError(f"{p}: a {model.model_name!r} model is not a tagger")
-        return model
-    raise CheckpointError(f"unknown tagger {str(name_or_path)!r}; shipped: "
-                          f"{sorted(shipped) or 'none'} (or give a .safetensors path)")
-
-
-__all__ = ["AUDIO_EXTENSIONS", "TrackTags", "chunk_audio", "find_audio_files", "load_tagger",
-           "predict_chunks", "predict_track", "probabilities", "shipped_taggers", "tag_files"]
+__all__ = ["AUDIO_EXTENSIONS", "TrackTags", "chunk_audio", "embed", "find_audio_files",
+           "predict_chunks", "predict_track", "probabilities", "tag_files"]
