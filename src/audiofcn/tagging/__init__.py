@@ -14,6 +14,7 @@ from audiofcn.tagging.inference import (
     predict_chunks,
     predict_track,
     probabilities,
+    tag_file,
     tag_files,
 )
 from audiofcn.tagging.registry import (
@@ -27,4 +28,5 @@ from audiofcn.tagging.registry import (
 
 __all__ = ["AUDIO_EXTENSIONS", "DEFAULT_TAGGER", "MODEL_CARDS", "ModelCard", "TrackTags",
            "chunk_audio", "embed", "find_audio_files", "load_tagger", "predict_chunks",
-           "predict_track", "pretrained_dir", "probabilities", "shipped_taggers", "tag_files"]
+           "predict_track", "pretrained_dir", "probabilities", "shipped_taggers", "tag_file",
+           "tag_files"]

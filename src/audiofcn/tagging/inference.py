@@ -18,7 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from audiofcn.io import AudioError, load_audio
+from audiofcn.io import AudioError
+from audiofcn.tagging.stream import read_blocks, stream_chunks
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif", ".opus")
 
@@ -92,20 +93,50 @@ class TrackTags:
         return sorted(self.scores.items(), key=lambda kv: -kv[1])[:k]
 
 
-def tag_files(model: nn.Module, files: Iterable[Path], batch_size: int = 16,
-              hop: int | None = None) -> Iterator[TrackTags | AudioError]:
-    """Tag each file in turn, yielding a :class:`TrackTags` or, for a file that cannot be
-    read, its :class:`AudioError` (so the caller can keep going and list failures)."""
+@torch.inference_mode()
+def tag_file(model: nn.Module, path: str | os.PathLike[str], batch_size: int = 16,
+             hop: int | None = None, block_seconds: float = 60.0) -> TrackTags:
+    """Tag one file, reading it block by block (memory does not grow with its length).
+
+    The file is mixed to mono and resampled to the model's rate (soxr, high quality); the
+    scores are the mean chunk probabilities, equal to :func:`predict_track` on the whole
+    decoded track.
+
+    Raises:
+        AudioError: the file cannot be read as audio.
+    """
     cfg = model.config
+    device = next(model.parameters()).device
+    blocks = read_blocks(path, cfg.sample_rate, block_seconds)
+    total, n_chunks, n_samples = None, 0, 0
+
+    def counted() -> Iterator[torch.Tensor]:
+        nonlocal n_samples
+        for b in blocks:
+            n_samples += b.shape[0]
+            yield b
+
+    for chunks in stream_chunks(counted(), cfg.input_length, hop):
+        for k in range(0, chunks.shape[0], batch_size):
+            p = probabilities(model, model(chunks[k:k + batch_size].to(device))).cpu()
+            total = p.sum(0) if total is None else total + p.sum(0)
+            n_chunks += p.shape[0]
+    assert total is not None  # stream_chunks always yields at least one chunk
+    probs = total / n_chunks
+    return TrackTags(str(path), n_samples / cfg.sample_rate,
+                     {lab: float(q) for lab, q in zip(cfg.labels, probs, strict=True)})
+
+
+def tag_files(model: nn.Module, files: Iterable[Path], batch_size: int = 16,
+              hop: int | None = None,
+              block_seconds: float = 60.0) -> Iterator[TrackTags | AudioError]:
+    """Tag each file in turn (see :func:`tag_file`), yielding a :class:`TrackTags` or, for a
+    file that cannot be read, its :class:`AudioError` (so the caller can keep going)."""
     for f in files:
         try:
-            audio, sr = load_audio(f, sr=cfg.sample_rate)
+            yield tag_file(model, f, batch_size, hop, block_seconds)
         except AudioError as err:
             yield err
-            continue
-        probs = predict_track(model, audio[0], batch_size, hop)
-        yield TrackTags(str(f), audio.shape[-1] / sr,
-                        {lab: float(p) for lab, p in zip(cfg.labels, probs, strict=True)})
 
 
 @torch.inference_mode()
@@ -121,4 +152,4 @@ def embed(model: nn.Module, audio: torch.Tensor, batch_size: int = 16,
 
 
 __all__ = ["AUDIO_EXTENSIONS", "TrackTags", "chunk_audio", "embed", "find_audio_files",
-           "predict_chunks", "predict_track", "probabilities", "tag_files"]
+           "predict_chunks", "predict_track", "probabilities", "tag_file", "tag_files"]
