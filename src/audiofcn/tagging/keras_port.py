@@ -70,10 +70,13 @@ def read_keras_h5(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
     import h5py
 
     out: dict[str, np.ndarray] = {}
+    def text(n: bytes | str) -> str:
+        return n.decode() if isinstance(n, bytes) else str(n)
+
     with h5py.File(path, "r") as f:
-        for layer in (n.decode() for n in f.attrs["layer_names"]):
+        for layer in map(text, f.attrs["layer_names"]):
             group = f[layer]
-            for wname in (n.decode() for n in group.attrs["weight_names"]):
+            for wname in map(text, group.attrs["weight_names"]):
                 short = re.sub(r"(_\d+)?(:\d+)?$", "", wname.split("/")[-1])
                 short = short.removeprefix(layer + "_")
                 out[f"{layer}/{short}"] = np.asarray(group[wname], dtype=np.float32)
