@@ -127,7 +127,8 @@ def main(argv: list[str] | None = None) -> int:
     report["frontend_vs_npy_db"] = {"mean_abs": float(gap.mean()), "max_abs": float(gap.max()),
                                     "median_abs": float(gap.median())}
     shifts = [best_shift(frontend, a, mels[k]) for k, a in enumerate(audio)]
-    aligned = torch.stack([frontend(center_crop(a, s)) for a, (s, _) in zip(audio, shifts)])
+    aligned = torch.stack([frontend(center_crop(a, s))
+                           for a, (s, _) in zip(audio, shifts, strict=True)])
     gap = (aligned - mels).abs()
     report["frontend_vs_npy_db_aligned"] = {
         "shift_samples_12k": [s for s, _ in shifts], "mean_abs": float(gap.mean()),
