@@ -179,3 +179,23 @@ def test_full_reference_comparison(tmp_path):
         old = load_file(str(shipped_taggers()[f"msd50_{name}"]))
         assert new.keys() == old.keys()
         assert all(torch.equal(new[k], old[k]) for k in new)
+
+
+def test_crnn_eval_fast_path_equals_module_path_and_trains():
+    torch.manual_seed(0)
+    cfg = CRNNConfig(labels=("a", "b", "c"), input_length=12000 * 3, time_pad=5,
+                     channels=(4, 6), pools=((4, 2), (3, 5)), gru_hidden=5)
+    model = CRNN(cfg)
+    x = torch.randn(2, cfg.input_length) * 0.1
+    model.train()
+    torch.nn.functional.binary_cross_entropy_with_logits(model(x), torch.ones(2, 3)).backward()
+    assert all(p.grad is not None for p in model.parameters())
+    model.eval()
+    for bn in (m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)):
+        bn.running_mean.uniform_(-1, 1)
+        bn.running_var.uniform_(0.5, 2)
+        bn.weight.data.uniform_(-1, 1)  # negative scales too: folding must still be exact
+    with torch.inference_mode():
+        h = torch.randn(2, 1, 96, 300)
+        torch.testing.assert_close(model._conv_layers(h), model.layers(h), atol=1e-5,
+                                   rtol=1e-5)

@@ -92,6 +92,15 @@ class KerasGRU(nn.Module):
         return torch.stack(out, dim=1)
 
 
+def max_pool(x: torch.Tensor, pool: tuple[int, int]) -> torch.Tensor:
+    """``F.max_pool2d(x, pool)`` (non-overlapping, floor) as two reshaped ``amax`` s: the same
+    values, about 3x faster on CPU, which computes no indices this way."""
+    p, q = pool
+    b, c, h, w = x.shape
+    y = x[..., : w // q * q].reshape(b, c, h, w // q, q).amax(-1)
+    return y[:, :, : h // p * p].reshape(b, c, h // p, p, w // q).amax(3)
+
+
 class CRNN(PretrainedModel):
     """CNN + GRU tagger on a fixed-length log-mel chunk."""
 
@@ -128,6 +137,23 @@ class CRNN(PretrainedModel):
         self.dropout = nn.Dropout(config.dropout)
         self.classifier = nn.Linear(config.gru_hidden, len(config.labels))
 
+    def _conv_layers(self, x: torch.Tensor) -> torch.Tensor:
+        """The conv stack. In eval mode, each batch norm is folded into its conv and the
+        max-pool runs before the ELU: both are exact rewrites (ELU is increasing, so it
+        commutes with max), and they cut the element-wise work 4-16x (together with
+        :func:`max_pool`, 2x faster on one CPU thread)."""
+        if self.training:
+            return self.layers(x)
+        for layer in self.layers:
+            conv, bn, pool = layer[0], layer[1], layer[3]
+            scale = bn.weight * torch.rsqrt(bn.running_var + bn.eps)
+            w = conv.weight * scale[:, None, None, None]
+            b = (conv.bias - bn.running_mean) * scale + bn.bias
+            k = pool.kernel_size
+            k = (k, k) if isinstance(k, int) else k
+            x = F.elu(max_pool(F.conv2d(x, w, b, padding=conv.padding), k))
+        return x
+
     def embed_logmel(self, spec: torch.Tensor) -> torch.Tensor:
         """``(batch, n_mels, n_frames)`` log-mel -> ``(batch, gru_hidden)`` last GRU state."""
         if spec.shape[-1] != self.config.n_frames:
@@ -135,7 +161,7 @@ class CRNN(PretrainedModel):
                              f"({self.config.input_length} samples), got {spec.shape[-1]}")
         x = F.pad(spec, (self.config.time_pad, self.config.time_pad))
         x = self.input_norm(x.transpose(1, 2)).transpose(1, 2)  # per-frame statistics
-        h = self.layers(x.unsqueeze(1))  # (batch, channels, bins, steps)
+        h = self._conv_layers(x.unsqueeze(1))  # (batch, channels, bins, steps)
         h = h.permute(0, 3, 1, 2).flatten(2)  # (batch, steps, channels * bins), Keras order
         for gru in self.grus:
             h = gru(h)
