@@ -195,12 +195,16 @@ def bench_cli(n_tracks: int, folder: str | None = None,
                          "load_before": load_before, "load_after": _load()})
     best = min(runs, key=lambda r: r["seconds"])
     return {"tracks": n_tracks, "audio_s": audio_s, "runs": runs, "best": best,
+            "source": f"files of {folder}" if folder else "rendered",
             "exit": max(r["exit"] for r in runs)}
 
 
 def print_cli(cli: dict[str, object]) -> None:
-    print(f"\n`audiofcn tag` (shipped default tagger, one thread) on {cli['tracks']} rendered "
-          f"tracks ({cli['audio_s']:.0f} s of audio), exit {cli['exit']}:\n")
+    from audiofcn.cli.tag import DEFAULT_TAGGER
+
+    print(f"\n`audiofcn tag` (shipped default tagger {DEFAULT_TAGGER}, one thread) on "
+          f"{cli['tracks']} {cli['source']} tracks ({cli['audio_s']:.0f} s of audio), "
+          f"exit {cli['exit']}:\n")
     print("| run | wall s | × real time (wall) | CPU s | × real time (CPU) | "
           "waiting for a CPU s | load before → after |")
     print("|---:|---:|---:|---:|---:|---:|---|")
