@@ -307,6 +307,8 @@ def main() -> int:
     p.add_argument("--cli-repeats", type=int, default=3)
     p.add_argument("--skip-cli", action="store_true")
     p.add_argument("--cli-only", action="store_true")
+    p.add_argument("--shipped-only", action="store_true",
+                   help="model rows for the shipped MSD-50 taggers only (no training rows)")
     p.add_argument("--long-minutes", type=float, default=0.0,
                    help="also tag one file this long and measure peak memory (e.g. 60)")
     p.add_argument("--data-root", help="shared data folder (real music for --long-minutes)")
@@ -319,8 +321,10 @@ def main() -> int:
 
     rows = []
     models = [] if args.cli_only else [*architectures(args.quick), *recipe_models()]
+    if args.shipped_only:
+        models = [m for m in architectures(True) if "MSD-50" in m[0]]
     for name, model, batch in models:
-        rows.append(bench_model(name, model, batch, args.quick))
+        rows.append(bench_model(name, model, batch, args.quick, train=not args.shipped_only))
         print(f"  measured {name}", file=sys.stderr, flush=True)
     print(f"torch {torch.__version__}, 1 thread, CPU time\n")
     if rows:
