@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import random
 import sys
 from pathlib import Path
 
@@ -51,19 +52,24 @@ def fill(audio: torch.Tensor, length: int, mode: str) -> torch.Tensor:
 
 
 @torch.inference_mode()
-def mir1k_check(model: torch.nn.Module, wav_dir: Path, limit: int | None) -> dict:
+def mir1k_check(model: torch.nn.Module, wav_dir: Path, limit: int | None,
+                levels: tuple[str, ...] = ("rms_matched", "raw"),
+                progress: Path | None = None) -> dict:
+    """AUCs over the clips of ``wav_dir``; with ``progress``, the AUCs so far are written
+    there every 40 clips (a long run on a shared machine can be read before it ends)."""
     labels = list(model.config.labels)
     sr, length = model.config.sample_rate, model.config.input_length
     files = sorted(wav_dir.glob("*.flac")) + sorted(wav_dir.glob("*.wav"))
+    random.Random(0).shuffle(files)  # singers interleaved, so partial results are fair
     files = files[:limit] if limit else files
     scores: dict[str, dict[str, list[np.ndarray]]] = {}
-    for f in files:
+    for n_done, f in enumerate(files, 1):
         x, file_sr = sf.read(str(f), dtype="float32", always_2d=True)
         if x.shape[1] != 2:
             raise SystemExit(f"{f}: expected stereo (left accompaniment, right voice)")
         versions = {"mixture": x[:, 0] + x[:, 1], "accompaniment": x[:, 0]}
         rms = {k: float(np.sqrt(np.mean(v ** 2)) + 1e-12) for k, v in versions.items()}
-        for level in ("rms_matched", "raw"):
+        for level in levels:
             for name, v in versions.items():
                 if level == "rms_matched":  # both at the mixture's RMS
                     v = v * (rms["mixture"] / rms[name])
@@ -71,7 +77,15 @@ def mir1k_check(model: torch.nn.Module, wav_dir: Path, limit: int | None) -> dic
                 for mode in ("pad", "loop") if level == "rms_matched" else ("pad",):
                     p = predict_track(model, fill(a, length, mode)).numpy()
                     scores.setdefault(f"{level}/{mode}", {}).setdefault(name, []).append(p)
-    out = {"clips": len(files)}
+        if progress and (n_done % 40 == 0 or n_done == len(files)):
+            with atomic_output(progress) as tmp:
+                tmp.write_text(json.dumps(mir1k_aucs(scores, labels, n_done), indent=2))
+    return mir1k_aucs(scores, labels, len(files))
+
+
+def mir1k_aucs(scores: dict[str, dict[str, list[np.ndarray]]], labels: list[str],
+               n_clips: int) -> dict:
+    out: dict = {"clips": n_clips}
     for key, s in scores.items():
         mix, acc = np.stack(s["mixture"]), np.stack(s["accompaniment"])
         r = {}
@@ -109,11 +123,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--model", default="msd50_crnn")
     ap.add_argument("--out", type=Path, required=True, help="report .json")
     ap.add_argument("--limit", type=int, help="MIR-1K clips to use (default all)")
+    ap.add_argument("--levels", default="rms_matched,raw",
+                    help="rms_matched (both versions at the mixture's RMS) and/or raw")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     model = load_tagger(args.model)
     report: dict = {"model": args.model}
-    report["mir1k"] = mir1k_check(model, args.data_root / "mir1k" / "Wavfile", args.limit)
+    report["mir1k"] = mir1k_check(model, args.data_root / "mir1k" / "Wavfile", args.limit,
+                                  tuple(args.levels.split(",")),
+                                  args.out.with_suffix(".partial.json"))
     songs = [p for p in sorted((args.data_root / "librosa").glob("*.ogg"))
              if (p.with_suffix(".txt").exists() and
                  "librispeech" not in p.with_suffix(".txt").read_text(errors="ignore").lower())]
