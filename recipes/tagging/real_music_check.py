@@ -98,6 +98,13 @@ def mir1k_aucs(scores: dict[str, dict[str, list[np.ndarray]]], labels: list[str]
         idx = [labels.index(t) for t in VOCAL_TAGS if t in labels]
         if idx:
             r["any vocal tag (sum)"] = roc_auc(mix[:, idx].sum(1), acc[:, idx].sum(1))
+            # Paired: the same music with and without the voice, clip by clip.
+            r["paired: vocal sum higher on the mixture"] = float(
+                (mix[:, idx].sum(1) > acc[:, idx].sum(1)).mean())
+        if "instrumental" in labels:
+            i = labels.index("instrumental")
+            r["paired: instrumental higher on the accompaniment"] = float(
+                (acc[:, i] > mix[:, i]).mean())
         r["mean instrumental score"] = {"mixture": float(mix[:, labels.index("instrumental")]
                                                          .mean()),
                                         "accompaniment": float(acc[:, labels.index(
