@@ -15,10 +15,20 @@ def test_stream_chunks_equal_whole_track_chunks():
     for _ in range(500):
         t, length = rng.randint(1, 60), rng.randint(1, 12)
         hop = rng.choice([None, rng.randint(1, 16)])  # includes hop > length (gaps)
+        tail = rng.choice(["pad", "end"])
         x = torch.randn(t)
         cuts = sorted(rng.sample(range(1, t), min(t - 1, rng.randint(0, 5)))) if t > 1 else []
-        got = torch.cat(list(stream_chunks(torch.tensor_split(x, cuts), length, hop)))
-        assert torch.equal(got, chunk_audio(x, length, hop)), (t, length, hop, cuts)
+        got = torch.cat(list(stream_chunks(torch.tensor_split(x, cuts), length, hop, tail)))
+        assert torch.equal(got, chunk_audio(x, length, hop, tail)), (t, length, hop, cuts, tail)
+
+
+def test_end_tail_ends_at_the_track_end():
+    x = torch.arange(10.0)
+    assert chunk_audio(x, 4, tail="pad")[-1].tolist() == [8, 9, 0, 0]
+    assert chunk_audio(x, 4, tail="end")[-1].tolist() == [6, 7, 8, 9]
+    assert chunk_audio(x, 4, tail="end").shape == (3, 4)
+    assert chunk_audio(x[:3], 4, tail="end").tolist() == [[0, 1, 2, 0]]  # shorter: padded
+    assert torch.equal(chunk_audio(x[:8], 4, tail="end"), chunk_audio(x[:8], 4))
 
 
 def test_read_blocks_resamples_seamlessly(tmp_path):
@@ -46,7 +56,7 @@ def test_tag_file_in_blocks_equals_whole_track(tmp_path):
     audio = torch.randn(8000 * 7 + 123) * 0.1
     save_audio(tmp_path / "a.wav", audio, 8000)  # at the model rate: no resampling
     res = tag_file(model, tmp_path / "a.wav", batch_size=3, hop=3000, block_seconds=0.9)
-    whole = predict_track(model, audio, hop=3000)
+    whole = predict_track(model, audio, hop=3000, tail="end")
     assert res.duration == pytest.approx(7 + 123 / 8000)
     torch.testing.assert_close(torch.tensor([res.scores["a"], res.scores["b"]]), whole,
                                atol=1e-4, rtol=0)  # the file holds 16-bit samples

@@ -24,16 +24,25 @@ from audiofcn.tagging.stream import read_blocks, stream_chunks
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif", ".opus")
 
 
-def chunk_audio(audio: torch.Tensor, length: int, hop: int | None = None) -> torch.Tensor:
-    """``(time,)`` -> ``(n_chunks, length)``; the tail is zero-padded into a last chunk.
+def chunk_audio(audio: torch.Tensor, length: int, hop: int | None = None,
+                tail: str = "pad") -> torch.Tensor:
+    """``(time,)`` -> ``(n_chunks, length)``: chunks start every ``hop`` samples until one
+    reaches the end of the audio.
 
-    A track shorter than one chunk gives one zero-padded chunk.
+    ``tail="pad"`` zero-pads that last chunk; ``tail="end"`` replaces it, when the track is
+    longer than one chunk, by the window that ends at the track's end (no silence is averaged
+    in). A track shorter than one chunk gives one zero-padded chunk either way.
     """
+    if tail not in ("pad", "end"):
+        raise ValueError(f"unknown tail {tail!r} ('pad' or 'end')")
     hop = hop or length
     t = audio.shape[-1]
     n = 1 if t <= length else 1 + -(-(t - length) // hop)
     padded = F.pad(audio, (0, (n - 1) * hop + length - t))
-    return padded.unfold(-1, length, hop)
+    chunks = padded.unfold(-1, length, hop)
+    if tail == "end" and t > length and (n - 1) * hop + length > t:
+        chunks = torch.cat([chunks[:-1], audio[..., t - length:].unsqueeze(-2)], dim=-2)
+    return chunks
 
 
 def probabilities(model: nn.Module, logits: torch.Tensor) -> torch.Tensor:
@@ -45,7 +54,7 @@ def probabilities(model: nn.Module, logits: torch.Tensor) -> torch.Tensor:
 
 @torch.inference_mode()
 def predict_chunks(model: nn.Module, audio: torch.Tensor, batch_size: int = 16,
-                   hop: int | None = None) -> torch.Tensor:
+                   hop: int | None = None, tail: str = "pad") -> torch.Tensor:
     """Chunk probabilities of one track.
 
     Args:
@@ -55,7 +64,7 @@ def predict_chunks(model: nn.Module, audio: torch.Tensor, batch_size: int = 16,
     Returns:
         ``(n_chunks, n_labels)`` probabilities.
     """
-    chunks = chunk_audio(audio.reshape(-1), model.config.input_length, hop)
+    chunks = chunk_audio(audio.reshape(-1), model.config.input_length, hop, tail)
     device = next(model.parameters()).device
     out = [probabilities(model, model(chunks[i:i + batch_size].to(device))).cpu()
            for i in range(0, chunks.shape[0], batch_size)]
@@ -63,9 +72,10 @@ def predict_chunks(model: nn.Module, audio: torch.Tensor, batch_size: int = 16,
 
 
 def predict_track(model: nn.Module, audio: torch.Tensor, batch_size: int = 16,
-                  hop: int | None = None) -> torch.Tensor:
-    """``(n_labels,)`` track-level probabilities: the mean over chunks."""
-    return predict_chunks(model, audio, batch_size, hop).mean(dim=0)
+                  hop: int | None = None, tail: str = "pad") -> torch.Tensor:
+    """``(n_labels,)`` track-level probabilities: the mean over chunks (see
+    :func:`chunk_audio` for ``tail``)."""
+    return predict_chunks(model, audio, batch_size, hop, tail).mean(dim=0)
 
 
 def find_audio_files(inputs: Iterable[str | os.PathLike[str]]) -> list[Path]:
@@ -95,12 +105,14 @@ class TrackTags:
 
 @torch.inference_mode()
 def tag_file(model: nn.Module, path: str | os.PathLike[str], batch_size: int = 16,
-             hop: int | None = None, block_seconds: float = 60.0) -> TrackTags:
+             hop: int | None = None, block_seconds: float = 60.0,
+             tail: str = "end") -> TrackTags:
     """Tag one file, reading it block by block (memory does not grow with its length).
 
     The file is mixed to mono and resampled to the model's rate (soxr, high quality); the
     scores are the mean chunk probabilities, equal to :func:`predict_track` on the whole
-    decoded track.
+    decoded track. ``tail="end"`` (default here): the last chunk of a track longer than one
+    chunk is the window ending at the track's end, not a zero-padded one.
 
     Raises:
         AudioError: the file cannot be read as audio.
@@ -116,7 +128,7 @@ def tag_file(model: nn.Module, path: str | os.PathLike[str], batch_size: int = 1
             n_samples += b.shape[0]
             yield b
 
-    for chunks in stream_chunks(counted(), cfg.input_length, hop):
+    for chunks in stream_chunks(counted(), cfg.input_length, hop, tail):
         for k in range(0, chunks.shape[0], batch_size):
             p = probabilities(model, model(chunks[k:k + batch_size].to(device))).cpu()
             total = p.sum(0) if total is None else total + p.sum(0)
@@ -128,23 +140,23 @@ def tag_file(model: nn.Module, path: str | os.PathLike[str], batch_size: int = 1
 
 
 def tag_files(model: nn.Module, files: Iterable[Path], batch_size: int = 16,
-              hop: int | None = None,
-              block_seconds: float = 60.0) -> Iterator[TrackTags | AudioError]:
+              hop: int | None = None, block_seconds: float = 60.0,
+              tail: str = "end") -> Iterator[TrackTags | AudioError]:
     """Tag each file in turn (see :func:`tag_file`), yielding a :class:`TrackTags` or, for a
     file that cannot be read, its :class:`AudioError` (so the caller can keep going)."""
     for f in files:
         try:
-            yield tag_file(model, f, batch_size, hop, block_seconds)
+            yield tag_file(model, f, batch_size, hop, block_seconds, tail)
         except AudioError as err:
             yield err
 
 
 @torch.inference_mode()
 def embed(model: nn.Module, audio: torch.Tensor, batch_size: int = 16,
-          hop: int | None = None) -> torch.Tensor:
+          hop: int | None = None, tail: str = "end") -> torch.Tensor:
     """``(n_dims,)`` track embedding: the model's penultimate features (``model.embed``)
     averaged over chunks (the CRNN's last GRU state, the FCN's pooled last conv layer)."""
-    chunks = chunk_audio(audio.reshape(-1), model.config.input_length, hop)
+    chunks = chunk_audio(audio.reshape(-1), model.config.input_length, hop, tail)
     device = next(model.parameters()).device
     out = [model.embed(chunks[i:i + batch_size].to(device)).cpu()
            for i in range(0, chunks.shape[0], batch_size)]

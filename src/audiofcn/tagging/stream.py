@@ -57,16 +57,20 @@ def read_blocks(path: str | os.PathLike[str], sr: int,
         raise AudioError(p, "no audio samples (zero length)")
 
 
-def stream_chunks(blocks: Iterable[torch.Tensor], length: int,
-                  hop: int | None = None) -> Iterator[torch.Tensor]:
+def stream_chunks(blocks: Iterable[torch.Tensor], length: int, hop: int | None = None,
+                  tail: str = "pad") -> Iterator[torch.Tensor]:
     """``(n, length)`` batches of chunks from consecutive blocks; together they equal
-    ``chunk_audio(torch.cat(blocks), length, hop)`` (tail zero-padded, at least one chunk)."""
+    ``chunk_audio(torch.cat(blocks), length, hop, tail)`` (at least one chunk)."""
+    if tail not in ("pad", "end"):
+        raise ValueError(f"unknown tail {tail!r} ('pad' or 'end')")
     hop = hop or length
+    recent = torch.zeros(0)  # the last `length` samples seen, for tail="end"
     buf = torch.zeros(0)
     total = emitted = skip = 0  # skip: samples to drop before the next chunk start (hop > length)
     for b in blocks:
         b = b.reshape(-1)
         total += b.shape[0]
+        recent = torch.cat([recent, b[-length:]])[-length:]
         drop = min(skip, b.shape[0])
         skip -= drop
         buf = torch.cat([buf, b[drop:]])
@@ -81,7 +85,10 @@ def stream_chunks(blocks: Iterable[torch.Tensor], length: int,
     # emitted chunk's start + length remain, i.e. the audio left from the next start exceeds
     # length - hop.
     if emitted == 0 or total - emitted * hop > length - hop:
-        yield F.pad(buf[:length], (0, length - min(length, buf.shape[0])))[None]
+        if tail == "end" and total > length:
+            yield recent.clone()[None]
+        else:
+            yield F.pad(buf[:length], (0, length - min(length, buf.shape[0])))[None]
 
 
 __all__ = ["read_blocks", "stream_chunks"]
