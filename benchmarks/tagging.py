@@ -14,6 +14,12 @@ tagger on rendered songs, which is what the ">= 100x real time" target refers to
 ``--cli-repeats`` times, each with wall time, process CPU time, the time spent waiting for a
 CPU (run queue) and the load average, since wall time on a shared machine measures the load.
 No peer tagger is installed here; the log-mel frontend alone is given as a reference row.
+
+``--long-minutes 60`` also tags one long file (44.1 kHz stereo FLAC, built from the real music
+under ``--data-root``'s ``librosa/`` folder, looped; synthetic tones without it) with
+``audiofcn tag`` in a child process and reports its peak resident memory (``ru_maxrss``), next
+to a child that decodes the whole file first (``load_audio`` + ``predict_track``), the path
+``audiofcn tag`` took before it read files block by block.
 """
 
 from __future__ import annotations
@@ -89,8 +95,11 @@ def architectures(quick: bool) -> list[tuple[str, torch.nn.Module, int]]:
     from audiofcn.models.fcn import FCN, FCNConfig
     from audiofcn.models.rawwave import RawWaveCNN, RawWaveCNNConfig
     from audiofcn.models.samplecnn import SampleCNN, SampleCNNConfig
+    from audiofcn.tagging import load_tagger
 
-    rows = [("FCN-4 (29.1 s, 12 kHz)", FCN(FCNConfig.variant("fcn4")), 1),
+    rows = [("CRNN MSD-50, shipped default (29.1 s, 12 kHz)", load_tagger("msd50_crnn"), 1),
+            ("FCN MSD-50, shipped (29.1 s, 12 kHz)", load_tagger("msd50_fcn"), 1),
+            ("FCN-4 (29.1 s, 12 kHz)", FCN(FCNConfig.variant("fcn4")), 1),
             ("FCN-5-small (reimpl., 64-128-128-128-64)", FCN(FCNConfig.variant("fcn5-small")),
              2),
             ("SampleCNN 3^9 (59,049 samples)", SampleCNN(SampleCNNConfig()), 2),
@@ -186,12 +195,16 @@ def bench_cli(n_tracks: int, folder: str | None = None,
                          "load_before": load_before, "load_after": _load()})
     best = min(runs, key=lambda r: r["seconds"])
     return {"tracks": n_tracks, "audio_s": audio_s, "runs": runs, "best": best,
+            "source": f"files of {folder}" if folder else "rendered",
             "exit": max(r["exit"] for r in runs)}
 
 
 def print_cli(cli: dict[str, object]) -> None:
-    print(f"\n`audiofcn tag` (shipped default tagger, one thread) on {cli['tracks']} rendered "
-          f"tracks ({cli['audio_s']:.0f} s of audio), exit {cli['exit']}:\n")
+    from audiofcn.cli.tag import DEFAULT_TAGGER
+
+    print(f"\n`audiofcn tag` (shipped default tagger {DEFAULT_TAGGER}, one thread) on "
+          f"{cli['tracks']} {cli['source']} tracks ({cli['audio_s']:.0f} s of audio), "
+          f"exit {cli['exit']}:\n")
     print("| run | wall s | × real time (wall) | CPU s | × real time (CPU) | "
           "waiting for a CPU s | load before → after |")
     print("|---:|---:|---:|---:|---:|---:|---|")
@@ -199,6 +212,89 @@ def print_cli(cli: dict[str, object]) -> None:
         print(f"| {i} | {r['seconds']:.1f} | {r['rtf']:.0f} | {r['cpu_seconds']:.1f} | "
               f"{r['rtf_cpu']:.0f} | {r['runqueue_wait_s']:.1f} | "
               f"{r['load_before']} → {r['load_after'].split(' on ')[0][5:]} |")
+
+
+def _write_long_file(path: Path, minutes: float, data_root: str | None) -> str:
+    """A ``minutes``-long 44.1 kHz stereo FLAC, written block by block."""
+    import numpy as np
+    import soundfile as sf
+    import soxr
+
+    sr = 44100
+    songs = []
+    if data_root:
+        for f in sorted((Path(data_root) / "librosa").glob("*.ogg")):
+            txt = f.with_suffix(".txt")
+            if txt.exists() and "librispeech" not in txt.read_text(errors="ignore").lower():
+                x, fsr = sf.read(str(f), dtype="float32", always_2d=True)
+                songs.append(soxr.resample(x.mean(1), fsr, sr).astype(np.float32))
+    source = f"{len(songs)} clips of {data_root}/librosa, looped" if songs else "tones"
+    if not songs:
+        t = np.arange(sr * 30) / sr
+        songs = [(0.3 * np.sin(2 * np.pi * 220 * t * (1 + 0.1 * np.sin(t)))).astype(np.float32)]
+    loop = np.concatenate(songs)
+    total, block = int(minutes * 60 * sr), sr * 60
+    with sf.SoundFile(str(path), "w", sr, 2, format="FLAC") as f:
+        pos = 0
+        while pos < total:
+            n = min(block, total - pos)
+            idx = (np.arange(pos, pos + n) % loop.shape[0])
+            mono = loop[idx]
+            f.write(np.stack([mono, 0.8 * mono], axis=1))
+            pos += n
+    return source
+
+
+def _child(code: str) -> dict[str, float]:
+    """Run ``code`` in a fresh Python; its wall/CPU seconds and peak RSS (MB)."""
+    import resource
+    import subprocess
+
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    wall = time.perf_counter() - t
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if proc.returncode:
+        raise RuntimeError(proc.stderr.strip().splitlines()[-1] if proc.stderr else "failed")
+    # ru_maxrss of RUSAGE_CHILDREN is the largest child so far: run the smaller one first.
+    return {"wall_s": wall, "cpu_s": (after.ru_utime + after.ru_stime) -
+            (before.ru_utime + before.ru_stime), "peak_rss_mb": after.ru_maxrss / 1024,
+            "stdout": proc.stdout.strip()[-200:]}
+
+
+def bench_long(minutes: float, data_root: str | None, model: str) -> dict[str, object]:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "long.flac"
+        source = _write_long_file(path, minutes, data_root)
+        out = Path(tmp) / "t.json"
+        tag = _child("import sys; from audiofcn.cli.main import main; sys.exit(main(["
+                     f"'tag', {str(path)!r}, '--model', {model!r}, '--out', {str(out)!r}, "
+                     "'--no-progress', '--threads', '1']))")
+        whole = _child("import torch; torch.set_num_threads(1)\n"
+                       "from audiofcn.io import load_audio\n"
+                       "from audiofcn.tagging import load_tagger, predict_track\n"
+                       f"m = load_tagger({model!r})\n"
+                       f"a, _ = load_audio({str(path)!r}, sr=m.config.sample_rate)\n"
+                       "print(float(predict_track(m, a[0]).max()))")
+        import json
+
+        track = json.loads(out.read_text())["tracks"][0]
+    return {"minutes": minutes, "source": source, "tag": tag, "whole_file": whole,
+            "top": track["top"][:3]}
+
+
+def print_long(r: dict[str, object]) -> None:
+    tag, whole = r["tag"], r["whole_file"]
+    audio_s = 60 * float(r["minutes"])  # type: ignore[arg-type]
+    print(f"\nOne {r['minutes']}-minute 44.1 kHz stereo FLAC ({r['source']}), one thread:\n")
+    print("| path | peak memory MB | wall s | × real time (wall) | CPU s |")
+    print("|---|---:|---:|---:|---:|")
+    for name, x in (("`audiofcn tag` (block-wise reading, 60 s blocks)", tag),
+                    ("decode whole file, then tag (`load_audio` + `predict_track`)", whole)):
+        print(f"| {name} | {x['peak_rss_mb']:,.0f} | {x['wall_s']:.1f} | "  # type: ignore
+              f"{audio_s / x['wall_s']:.0f} | {x['cpu_s']:.1f} |")  # type: ignore[index]
+    print(f"\ntop tags: {r['top']}")
 
 
 def main() -> int:
@@ -211,6 +307,11 @@ def main() -> int:
     p.add_argument("--cli-repeats", type=int, default=3)
     p.add_argument("--skip-cli", action="store_true")
     p.add_argument("--cli-only", action="store_true")
+    p.add_argument("--shipped-only", action="store_true",
+                   help="model rows for the shipped MSD-50 taggers only (no training rows)")
+    p.add_argument("--long-minutes", type=float, default=0.0,
+                   help="also tag one file this long and measure peak memory (e.g. 60)")
+    p.add_argument("--data-root", help="shared data folder (real music for --long-minutes)")
     args = p.parse_args()
     torch.set_num_threads(1)
     torch.manual_seed(0)
@@ -220,8 +321,10 @@ def main() -> int:
 
     rows = []
     models = [] if args.cli_only else [*architectures(args.quick), *recipe_models()]
+    if args.shipped_only:
+        models = [m for m in architectures(True) if "MSD-50" in m[0]]
     for name, model, batch in models:
-        rows.append(bench_model(name, model, batch, args.quick))
+        rows.append(bench_model(name, model, batch, args.quick, train=not args.shipped_only))
         print(f"  measured {name}", file=sys.stderr, flush=True)
     print(f"torch {torch.__version__}, 1 thread, CPU time\n")
     if rows:
@@ -244,6 +347,10 @@ def main() -> int:
             print("\n(no shipped default tagger: `audiofcn tag` row skipped)")
         else:
             print_cli(cli)
+    if args.long_minutes > 0:
+        from audiofcn.cli.tag import DEFAULT_TAGGER
+
+        print_long(bench_long(args.long_minutes, args.data_root, DEFAULT_TAGGER))
     return 0
 
 

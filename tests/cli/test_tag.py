@@ -104,15 +104,33 @@ def test_models_lists_architectures_with_parameter_counts(capsys):
 
 
 def test_shipped_default_tagger_loads_and_tags(tmp_path):
-    from audiofcn.cli.tag import DEFAULT_TAGGER, load_tagger, shipped_taggers
+    from audiofcn.cli.tag import DEFAULT_TAGGER, SYNTH_TAGGER, load_tagger, shipped_taggers
+    from audiofcn.tagging import DEFAULT_TAGGER as LIBRARY_DEFAULT
 
+    assert DEFAULT_TAGGER == LIBRARY_DEFAULT == "msd50_crnn"
     path = shipped_taggers()[DEFAULT_TAGGER]
     assert path.stat().st_size < 5 * 2**20  # "a few MB" at most
     model = load_tagger(DEFAULT_TAGGER)
-    assert {"drums", "bass", "piano", "vocals"} <= set(model.config.labels)
+    assert {"rock", "jazz", "female vocalists", "instrumental"} <= set(model.config.labels)
     assert model.config.multi_label and not model.training
     save_audio(tmp_path / "x.wav", torch.randn(16000 * 4) * 0.1, 16000)
     assert main(["tag", str(tmp_path / "x.wav"), "--out", str(tmp_path / "t.json"),
                  "--no-progress"]) == 0
     track = json.loads((tmp_path / "t.json").read_text())["tracks"][0]
     assert set(track["scores"]) == set(model.config.labels)
+    assert main(["tag", str(tmp_path / "x.wav"), "--model", SYNTH_TAGGER, "--out",
+                 str(tmp_path / "s.json"), "--no-progress"]) == 0
+    track = json.loads((tmp_path / "s.json").read_text())["tracks"][0]
+    assert {"drums", "bass", "piano", "vocals"} <= set(track["scores"])
+
+
+def test_models_lists_vocabulary_training_data_and_licence(capsys):
+    assert main(["models", "--json"]) == 0
+    shipped = {s["name"]: s for s in json.loads(capsys.readouterr().out)["shipped"]}
+    assert shipped["msd50_crnn"]["default"] and "MIT" in shipped["msd50_crnn"]["licence"]
+    assert "Million Song Dataset" in shipped["msd50_crnn"]["training_data"]
+    assert len(shipped["msd50_crnn"]["labels"]) == 50
+    assert "General-MIDI" in shipped["fcn_synth"]["training_data"]
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out
+    assert "msd50_crnn (default)" in out and "vocabulary: rock, pop" in out

@@ -19,7 +19,11 @@ from typing import Any
 
 from audiofcn.cli.main import UserError
 
-DEFAULT_TAGGER = "fcn_synth"
+# Same as audiofcn.tagging.DEFAULT_TAGGER (a test checks); not imported, to keep the CLI's
+# start-up free of torch.
+DEFAULT_TAGGER = "msd50_crnn"
+
+SYNTH_TAGGER = "fcn_synth"  # the demo's catalog is rendered General-MIDI songs with its tags
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -28,7 +32,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("inputs", nargs="+", metavar="PATH", help="audio files and/or folders")
     p.add_argument("--model", default=DEFAULT_TAGGER,
                    help="shipped tagger name (see `audiofcn models`) or a .safetensors "
-                        f"checkpoint (default {DEFAULT_TAGGER})")
+                        f"checkpoint (default {DEFAULT_TAGGER}: 50 Million Song Dataset tags "
+                        f"for real music; {SYNTH_TAGGER}: instruments/tempo/mode)")
     p.add_argument("--top", type=int, default=5, help="tags to list per track (default 5)")
     p.add_argument("--out", help="write results to .csv or .json (default: print)")
     p.add_argument("--batch-size", type=int, default=16, help="chunks per forward pass")
@@ -39,7 +44,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_tag)
 
     m = sub.add_parser("models", help="list tagger architectures and shipped taggers with "
-                                      "parameter counts")
+                                      "parameter counts, tags, training data and licence")
     m.add_argument("--json", action="store_true")
     m.set_defaults(func=run_models)
 
@@ -134,6 +139,7 @@ def run_tag(args: argparse.Namespace) -> int:
 def architectures() -> list[tuple[str, str, Any, str]]:
     """(family, variant, config, paper parameter count or "") for ``audiofcn models``."""
     from audiofcn.models.attention_tagger import SelfAttentionTaggerConfig
+    from audiofcn.models.crnn import CRNNConfig
     from audiofcn.models.fcn import FCN_VARIANTS, FCNConfig
     from audiofcn.models.rawwave import M_VARIANTS, RawWaveCNNConfig
     from audiofcn.models.samplecnn import SampleCNNConfig
@@ -147,12 +153,14 @@ def architectures() -> list[tuple[str, str, Any, str]]:
               "")]
     rows += [("rawwave_cnn", v, RawWaveCNNConfig.variant(v), paper_m[v]) for v in M_VARIANTS]
     rows += [("self_attention_tagger", "2 layers, 8 heads", SelfAttentionTaggerConfig(), "")]
+    rows += [("crnn", "MSD-50 (Choi et al. 2017)", CRNNConfig(), "396,786")]
     return rows
 
 
 def run_models(args: argparse.Namespace) -> int:
     from audiofcn.models import model_class
     from audiofcn.models.base import read_checkpoint
+    from audiofcn.tagging import MODEL_CARDS
 
     table = []
     for family, variant, cfg, paper in architectures():
@@ -165,9 +173,15 @@ def run_models(args: argparse.Namespace) -> int:
         blob = read_checkpoint(path)
         n = sum(t.numel() for k, t in blob["state"].items()
                 if not k.endswith(("running_mean", "running_var", "num_batches_tracked")))
+        card = MODEL_CARDS.get(name)
         shipped.append({"name": name, "model": blob["model"], "parameters": n,
                         "labels": blob["config"]["labels"], "file": str(path),
-                        "size_kb": round(path.stat().st_size / 1024, 1)})
+                        "size_kb": round(path.stat().st_size / 1024, 1),
+                        "default": name == DEFAULT_TAGGER,
+                        "vocabulary": card.vocabulary if card else "",
+                        "training_data": card.training_data if card else "",
+                        "licence": card.licence if card else "",
+                        "source": card.source if card else ""})
     if args.json:
         print(json.dumps({"architectures": table, "shipped": shipped}, indent=2))
         return 0
@@ -178,8 +192,12 @@ def run_models(args: argparse.Namespace) -> int:
               f"{r['labels']} | {r['input_samples']:,} @ {r['sample_rate']} Hz |")
     print("\nshipped taggers (`audiofcn tag --model NAME`):")
     for s in shipped:
-        print(f"  {s['name']}: {s['model']}, {s['parameters']:,} parameters, "
-              f"{len(s['labels'])} tags, {s['size_kb']} kB")
+        print(f"  {s['name']}{' (default)' if s['default'] else ''}: {s['model']}, "
+              f"{s['parameters']:,} parameters, {len(s['labels'])} tags, {s['size_kb']} kB")
+        if s["vocabulary"]:
+            print(f"    tags: {s['vocabulary']}\n    trained on: {s['training_data']}\n"
+                  f"    licence: {s['licence']} ({s['source']})")
+        print(f"    vocabulary: {', '.join(s['labels'])}")
     if not shipped:
         print("  (none)")
     return 0
@@ -196,7 +214,7 @@ def demo_step(out: Path, catalog: Path) -> str:
     from audiofcn.train.classification import multi_hot
 
     torch.set_num_threads(1)
-    model = load_tagger(DEFAULT_TAGGER)
+    model = load_tagger(SYNTH_TAGGER)
     records = read_manifest(catalog / "manifest.jsonl")
     files = [r.resolve(catalog) for r in records]
     results = [r for r in tag_files(model, files) if not isinstance(r, Exception)]
@@ -205,6 +223,6 @@ def demo_step(out: Path, catalog: Path) -> str:
     truth = np.stack([multi_hot(r.tags, labels).numpy() for r in records])
     scores = np.array([[res.scores[lab] for lab in labels] for res in results])
     rep = tagging_scores(truth, scores, labels)
-    return (f"{len(results)} songs tagged by {DEFAULT_TAGGER} -> {out / 'tags.csv'}; "
+    return (f"{len(results)} songs tagged by {SYNTH_TAGGER} -> {out / 'tags.csv'}; "
             f"ROC-AUC {rep['roc_auc_macro']:.3f} over {rep['n_evaluated_tags']} tags "
             "against the songs' score-derived tags")

@@ -5,7 +5,13 @@ have no state beyond constant buffers (window, mel filterbank), so they move wit
 export with ``torch.export``/TorchScript. :class:`StreamingSTFT` carries state across chunks.
 """
 
-from audiofcn.frontend.mel import LogMelConfig, LogMelFrontend, MelConfig, MelSpectrogram
+from audiofcn.frontend.mel import (
+    LogMelConfig,
+    LogMelFrontend,
+    MelConfig,
+    MelSpectrogram,
+    choi_keras_logmel,
+)
 from audiofcn.frontend.stft import ISTFT, STFT, Spectrogram, STFTConfig
 from audiofcn.frontend.streaming import StreamingSTFT
 from audiofcn.frontend.waveform import WaveformConfig, WaveformFrontend, frame_waveform
@@ -22,5 +28,6 @@ __all__ = [
     "StreamingSTFT",
     "WaveformConfig",
     "WaveformFrontend",
+    "choi_keras_logmel",
     "frame_waveform",
 ]

@@ -31,6 +31,18 @@ class LogMelConfig:
     ref: float = 1.0
     top_db: float | None = 80.0  # per example, as librosa.power_to_db
     log1p_c: float = 10000.0
+    # "db" is db_scale*log10(max(amin, S)/ref): 10 for a power mel; 20 gives
+    # 10*log10(max(amin**2, S**2)), the squared power mel of Choi's audio_processor.py.
+    db_scale: float = 10.0
+
+
+def choi_keras_logmel() -> LogMelConfig:
+    """The input of keunwoochoi/music-auto_tagging-keras (``audio_processor.py``), exactly:
+    ``librosa.logamplitude(melspectrogram(sr=12000, n_fft=512, hop_length=256, n_mels=96)**2,
+    ref_power=1.0)`` with old librosa's defaults: reflect-padded centred STFT, Slaney mel with
+    area normalisation, amin 1e-10 on the squared power, top_db 80 below the clip's peak."""
+    return LogMelConfig(mel=MelConfig(12000, STFTConfig(512, 256, pad_mode="reflect"), 96),
+                        compression="db", amin=1e-5, ref=1.0, top_db=80.0, db_scale=20.0)
 
 
 def mel_filterbank(cfg: MelConfig) -> torch.Tensor:
@@ -118,9 +130,9 @@ class LogMelFrontend(nn.Module):
         mel = self.mel(x)
         if c.compression == "log1p":
             return torch.log1p(mel * c.log1p_c)
-        db = 10.0 * torch.log10(mel.clamp_min(c.amin))
+        db = c.db_scale * torch.log10(mel.clamp_min(c.amin))
         if c.ref != 1.0:
-            db = db - 10.0 * math.log10(max(c.amin, c.ref))
+            db = db - c.db_scale * math.log10(max(c.amin, c.ref))
         if c.top_db is not None:
             peak = db.amax(dim=(-2, -1), keepdim=True)
             db = torch.maximum(db, peak - c.top_db)

@@ -12,6 +12,7 @@ from audiofcn.models.base import CheckpointError, PretrainedModel, read_checkpoi
 # model_name -> "module:Class", imported on use so `import audiofcn.models` stays light.
 MODEL_REGISTRY: dict[str, str] = {
     "fcn": "audiofcn.models.fcn:FCN",
+    "crnn": "audiofcn.models.crnn:CRNN",
     "samplecnn": "audiofcn.models.samplecnn:SampleCNN",
     "rawwave_cnn": "audiofcn.models.rawwave:RawWaveCNN",
     "self_attention_tagger": "audiofcn.models.attention_tagger:SelfAttentionTagger",

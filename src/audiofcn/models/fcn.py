@@ -49,6 +49,9 @@ class FCNConfig:
     activation: str = "elu"
     dropout: float = 0.5
     se: str | None = None  # None, "cse", "sse" or "scse" (Roy et al.) after every conv layer
+    # "global": one batch norm over the whole spectrogram; "frames": one statistic per time
+    # frame (as the published MusicTaggerCNN weights), which fixes the input length.
+    input_norm: str = "global"
 
     def __post_init__(self) -> None:
         # JSON round trips turn nested tuples into lists; keep the config comparable/hashable.
@@ -82,7 +85,13 @@ class FCN(PretrainedModel):
             raise ValueError("channels and pools need one entry per layer")
         self.frontend = LogMelFrontend(config.frontend)
         # Batch norm on the input spectrogram standardises the dB scale (as Choi's code).
-        self.input_norm = nn.BatchNorm2d(1)
+        self.n_frames = 1 + config.input_length // config.frontend.mel.stft.hop_length
+        if config.input_norm == "global":
+            self.input_norm: nn.Module = nn.BatchNorm2d(1)
+        elif config.input_norm == "frames":
+            self.input_norm = nn.BatchNorm1d(self.n_frames)
+        else:
+            raise ValueError(f"unknown input_norm {config.input_norm!r} ('global' or 'frames')")
         if config.se not in (None, "cse", "sse", "scse"):
             raise ValueError(f"unknown se {config.se!r} (None, 'cse', 'sse' or 'scse')")
         layers, cin = [], 1
@@ -105,18 +114,35 @@ class FCN(PretrainedModel):
             self.min_frames *= t
             self.min_bins *= f
 
-    def features(self, audio: torch.Tensor) -> torch.Tensor:
-        """``(batch, time)`` -> ``(batch, 1, n_mels, frames)`` normalised log-mel."""
-        spec = self.frontend(audio).unsqueeze(1)
+    def normalise_logmel(self, spec: torch.Tensor) -> torch.Tensor:
+        """``(batch, n_mels, frames)`` log-mel -> ``(batch, 1, n_mels, frames)`` normalised."""
+        if self.config.input_norm == "frames":
+            if spec.shape[-1] != self.n_frames:
+                raise ValueError(f"this FCN takes exactly {self.n_frames} frames "
+                                 f"({self.config.input_length} samples), got {spec.shape[-1]}")
+            return self.input_norm(spec.transpose(1, 2)).transpose(1, 2).unsqueeze(1)
+        spec = spec.unsqueeze(1)
         if spec.shape[-1] < self.min_frames:  # too short for the pools: pad with silence
             spec = F.pad(spec, (0, self.min_frames - spec.shape[-1]),
                          value=float(spec.min()))
         return self.input_norm(spec)
 
+    def features(self, audio: torch.Tensor) -> torch.Tensor:
+        """``(batch, time)`` -> ``(batch, 1, n_mels, frames)`` normalised log-mel."""
+        return self.normalise_logmel(self.frontend(audio))
+
+    def embed_logmel(self, spec: torch.Tensor) -> torch.Tensor:
+        """``(batch, n_mels, frames)`` log-mel -> ``(batch, channels[-1])`` features."""
+        h = self.layers(self.normalise_logmel(spec))
+        return h.amax(dim=(-2, -1))  # 1×1 at the design length; global max for longer input
+
+    def classify_logmel(self, spec: torch.Tensor) -> torch.Tensor:
+        """``(batch, n_mels, frames)`` log-mel -> ``(batch, n_labels)`` logits."""
+        return self.classifier(self.dropout(self.embed_logmel(spec)))
+
     def embed(self, audio: torch.Tensor) -> torch.Tensor:
         """``(batch, time)`` -> ``(batch, channels[-1])`` pooled last-layer features."""
-        h = self.layers(self.features(audio))
-        return h.amax(dim=(-2, -1))  # 1×1 at the design length; global max for longer input
+        return self.embed_logmel(self.frontend(audio))
 
     def forward(self, audio: torch.Tensor) -> torch.Tensor:
         """Tag logits.

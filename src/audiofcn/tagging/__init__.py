@@ -1,0 +1,32 @@
+"""Music tagging: whole-track inference, the shipped-model registry, ported-weight loaders.
+
+``inference`` cuts tracks into chunks and averages chunk probabilities; ``registry`` knows the
+shipped taggers (vocabulary, training data, licence); ``keras_port`` reads the published
+Keras-1 weights of Choi et al.'s MSD-50 taggers (needs h5py; imported on use).
+"""
+
+from audiofcn.tagging.inference import (
+    AUDIO_EXTENSIONS,
+    TrackTags,
+    chunk_audio,
+    embed,
+    find_audio_files,
+    predict_chunks,
+    predict_track,
+    probabilities,
+    tag_file,
+    tag_files,
+)
+from audiofcn.tagging.registry import (
+    DEFAULT_TAGGER,
+    MODEL_CARDS,
+    ModelCard,
+    load_tagger,
+    pretrained_dir,
+    shipped_taggers,
+)
+
+__all__ = ["AUDIO_EXTENSIONS", "DEFAULT_TAGGER", "MODEL_CARDS", "ModelCard", "TrackTags",
+           "chunk_audio", "embed", "find_audio_files", "load_tagger", "predict_chunks",
+           "predict_track", "pretrained_dir", "probabilities", "shipped_taggers", "tag_file",
+           "tag_files"]

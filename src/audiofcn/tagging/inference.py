@@ -1,0 +1,167 @@
+"""Tag whole tracks: chunk, batch, average.
+
+A track is cut into chunks of the model's ``input_length`` (the last one zero-padded; a hop
+shorter than the chunk gives overlapping chunks), the chunks go through the model in batches,
+and the chunk probabilities are averaged into track-level scores, as in the evaluation
+protocol of the tagging papers. Models are any audiofcn tagger: their config has
+``labels``, ``multi_label``, ``sample_rate`` and ``input_length``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from audiofcn.io import AudioError
+from audiofcn.tagging.stream import read_blocks, stream_chunks
+
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif", ".opus")
+
+
+def chunk_audio(audio: torch.Tensor, length: int, hop: int | None = None,
+                tail: str = "pad") -> torch.Tensor:
+    """``(time,)`` -> ``(n_chunks, length)``: chunks start every ``hop`` samples until one
+    reaches the end of the audio.
+
+    ``tail="pad"`` zero-pads that last chunk; ``tail="end"`` replaces it, when the track is
+    longer than one chunk, by the window that ends at the track's end (no silence is averaged
+    in). A track shorter than one chunk gives one zero-padded chunk either way.
+    """
+    if tail not in ("pad", "end"):
+        raise ValueError(f"unknown tail {tail!r} ('pad' or 'end')")
+    hop = hop or length
+    t = audio.shape[-1]
+    n = 1 if t <= length else 1 + -(-(t - length) // hop)
+    padded = F.pad(audio, (0, (n - 1) * hop + length - t))
+    chunks = padded.unfold(-1, length, hop)
+    if tail == "end" and t > length and (n - 1) * hop + length > t:
+        chunks = torch.cat([chunks[:-1], audio[..., t - length:].unsqueeze(-2)], dim=-2)
+    return chunks
+
+
+def probabilities(model: nn.Module, logits: torch.Tensor) -> torch.Tensor:
+    """Sigmoid for multi-label models, softmax for single-label ones."""
+    if getattr(model.config, "multi_label", True):
+        return torch.sigmoid(logits)
+    return torch.softmax(logits, dim=-1)
+
+
+@torch.inference_mode()
+def predict_chunks(model: nn.Module, audio: torch.Tensor, batch_size: int = 16,
+                   hop: int | None = None, tail: str = "pad") -> torch.Tensor:
+    """Chunk probabilities of one track.
+
+    Args:
+        model: a tagger in eval mode.
+        audio: ``(time,)`` or ``(1, time)`` at the model's sample rate.
+
+    Returns:
+        ``(n_chunks, n_labels)`` probabilities.
+    """
+    chunks = chunk_audio(audio.reshape(-1), model.config.input_length, hop, tail)
+    device = next(model.parameters()).device
+    out = [probabilities(model, model(chunks[i:i + batch_size].to(device))).cpu()
+           for i in range(0, chunks.shape[0], batch_size)]
+    return torch.cat(out)
+
+
+def predict_track(model: nn.Module, audio: torch.Tensor, batch_size: int = 16,
+                  hop: int | None = None, tail: str = "pad") -> torch.Tensor:
+    """``(n_labels,)`` track-level probabilities: the mean over chunks (see
+    :func:`chunk_audio` for ``tail``)."""
+    return predict_chunks(model, audio, batch_size, hop, tail).mean(dim=0)
+
+
+def find_audio_files(inputs: Iterable[str | os.PathLike[str]]) -> list[Path]:
+    """Files given directly, plus audio files found recursively in folders (sorted)."""
+    files: list[Path] = []
+    for item in inputs:
+        p = Path(item)
+        if p.is_dir():
+            files.extend(sorted(f for f in p.rglob("*")
+                                if f.is_file() and f.suffix.lower() in AUDIO_EXTENSIONS))
+        else:
+            files.append(p)
+    return files
+
+
+@dataclass
+class TrackTags:
+    """Tagging result of one file: ``scores`` maps every label to its track-level probability."""
+
+    path: str
+    duration: float
+    scores: dict[str, float] = field(default_factory=dict)
+
+    def top(self, k: int) -> list[tuple[str, float]]:
+        return sorted(self.scores.items(), key=lambda kv: -kv[1])[:k]
+
+
+@torch.inference_mode()
+def tag_file(model: nn.Module, path: str | os.PathLike[str], batch_size: int = 16,
+             hop: int | None = None, block_seconds: float = 60.0,
+             tail: str = "end") -> TrackTags:
+    """Tag one file, reading it block by block (memory does not grow with its length).
+
+    The file is mixed to mono and resampled to the model's rate (soxr, high quality); the
+    scores are the mean chunk probabilities, equal to :func:`predict_track` on the whole
+    decoded track. ``tail="end"`` (default here): the last chunk of a track longer than one
+    chunk is the window ending at the track's end, not a zero-padded one.
+
+    Raises:
+        AudioError: the file cannot be read as audio.
+    """
+    cfg = model.config
+    device = next(model.parameters()).device
+    blocks = read_blocks(path, cfg.sample_rate, block_seconds)
+    total, n_chunks, n_samples = None, 0, 0
+
+    def counted() -> Iterator[torch.Tensor]:
+        nonlocal n_samples
+        for b in blocks:
+            n_samples += b.shape[0]
+            yield b
+
+    for chunks in stream_chunks(counted(), cfg.input_length, hop, tail):
+        for k in range(0, chunks.shape[0], batch_size):
+            p = probabilities(model, model(chunks[k:k + batch_size].to(device))).cpu()
+            total = p.sum(0) if total is None else total + p.sum(0)
+            n_chunks += p.shape[0]
+    assert total is not None  # stream_chunks always yields at least one chunk
+    probs = total / n_chunks
+    return TrackTags(str(path), n_samples / cfg.sample_rate,
+                     {lab: float(q) for lab, q in zip(cfg.labels, probs, strict=True)})
+
+
+def tag_files(model: nn.Module, files: Iterable[Path], batch_size: int = 16,
+              hop: int | None = None, block_seconds: float = 60.0,
+              tail: str = "end") -> Iterator[TrackTags | AudioError]:
+    """Tag each file in turn (see :func:`tag_file`), yielding a :class:`TrackTags` or, for a
+    file that cannot be read, its :class:`AudioError` (so the caller can keep going)."""
+    for f in files:
+        try:
+            yield tag_file(model, f, batch_size, hop, block_seconds, tail)
+        except AudioError as err:
+            yield err
+
+
+@torch.inference_mode()
+def embed(model: nn.Module, audio: torch.Tensor, batch_size: int = 16,
+          hop: int | None = None, tail: str = "end") -> torch.Tensor:
+    """``(n_dims,)`` track embedding: the model's penultimate features (``model.embed``)
+    averaged over chunks (the CRNN's last GRU state, the FCN's pooled last conv layer)."""
+    chunks = chunk_audio(audio.reshape(-1), model.config.input_length, hop, tail)
+    device = next(model.parameters()).device
+    out = [model.embed(chunks[i:i + batch_size].to(device)).cpu()
+           for i in range(0, chunks.shape[0], batch_size)]
+    return torch.cat(out).mean(dim=0)
+
+
+__all__ = ["AUDIO_EXTENSIONS", "TrackTags", "chunk_audio", "embed", "find_audio_files",
+           "predict_chunks", "predict_track", "probabilities", "tag_file", "tag_files"]
