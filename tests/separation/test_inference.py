@@ -111,3 +111,18 @@ def test_shipped_separators_load_by_name(tmp_path) -> None:
         assert hasattr(load_separator(name), "predict_mask")
     assert resolve_separator(tmp_path / "m.safetensors") == tmp_path / "m.safetensors"
     assert resolve_separator("runs/x.safetensors") == Path("runs/x.safetensors")
+
+
+def test_cli_takes_a_shipped_separator_name(tmp_path) -> None:
+    import numpy as np
+    import soundfile as sf
+
+    from audiofcn.cli.main import main
+
+    x = (0.1 * np.random.default_rng(0).standard_normal((8000, 1))).astype(np.float32)
+    sf.write(tmp_path / "song.wav", x, 16000, subtype="FLOAT")
+    assert main(["separate", str(tmp_path / "song.wav"), "-o", str(tmp_path / "out"),
+                 "--model", "separator_fcn_ccby"]) == 0
+    v, _ = sf.read(tmp_path / "out" / "vocals.wav")
+    a, _ = sf.read(tmp_path / "out" / "accompaniment.wav")
+    np.testing.assert_allclose(v + a, x[:, 0], atol=1e-5)
