@@ -1,10 +1,12 @@
 """Paired per-clip comparison of two systems in an ``evaluate.py`` report: how many clips each
-wins on voice NSDR, the per-singer GNSDR of both, and the duration-weighted mean difference.
+wins on voice NSDR, the per-singer GNSDR of both, and the duration-weighted mean difference;
+or (``--per-singer``) the per-singer GNSDR table of every system in the report.
 
 Usage::
 
     python recipes/separation/compare.py runs/separation/eval_mir1k_recon/report.json \\
         fcn_fast_recon_x3 openunmix_x3
+    python recipes/separation/compare.py runs/separation/eval_real/report.json --per-singer
 """
 
 from __future__ import annotations
@@ -40,12 +42,34 @@ def compare(report: dict, a: str, b: str) -> dict:
                            for s, v in sorted(per_singer.items())}}
 
 
+def per_singer_table(report: dict) -> str:
+    """Markdown: GNSDR (duration-weighted voice NSDR) per singer (clip-name prefix) and pooled,
+    one row per system of the report."""
+    singers = sorted({k.split("_")[0] for rows in report["clips"].values() for k in rows})
+    lines = ["| system | " + " | ".join(singers) + " | all |",
+             "|---|" + "---:|" * (len(singers) + 1)]
+    for name, rows in report["clips"].items():
+        cells = []
+        for s in [*singers, None]:
+            sel = [r for k, r in rows.items() if s is None or k.split("_")[0] == s]
+            d = sum(r["duration"] for r in sel)
+            cells.append(f"{sum(r['duration'] * r['voice_nsdr'] for r in sel) / d:.2f}"
+                         if d else "–")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("report", type=Path)
-    ap.add_argument("a")
-    ap.add_argument("b")
+    ap.add_argument("a", nargs="?")
+    ap.add_argument("b", nargs="?")
+    ap.add_argument("--per-singer", action="store_true",
+                    help="print the per-singer GNSDR table of every system instead")
     args = ap.parse_args()
+    if args.per_singer or not (args.a and args.b):
+        print(per_singer_table(json.loads(args.report.read_text())))
+        return
     out = compare(json.loads(args.report.read_text()), args.a, args.b)
     print(f"{args.a} vs {args.b}: GNSDR difference {out['gnsdr_difference']:+.2f} dB; "
           f"higher voice NSDR on {out['wins']} of {out['clips']} clips")

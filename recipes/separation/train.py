@@ -30,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import torch  # noqa: E402
 from common import REPO, build_model, load_config, load_split, mixture_statistics  # noqa: E402
+from mixes import build_mix_dataset, sample_pairs  # noqa: E402
 
 from audiofcn.separation import IBMMaskTask, MaskedVocalAETask, StemSegments  # noqa: E402
 from audiofcn.train import TrainConfig, Trainer  # noqa: E402
@@ -40,12 +41,17 @@ def train(cfg: dict, out: Path, manifest: Path, threads: int = 1, progress: bool
     torch.set_num_threads(threads)
     sr = cfg.get("sample_rate", 16000)
     model = build_model(cfg)
-    train_items = load_split(manifest, "train", sr, limit, audio_root)
-    valid_items = load_split(manifest, "valid", sr, limit, audio_root)
-    train_pairs = [(v, a) for _, v, a in train_items]
-    valid_pairs = [(v, a) for _, v, a in valid_items] or train_pairs[:1]
     seg = int(cfg.get("segment_seconds", 2.0) * sr)
-    train_ds = StemSegments(train_pairs, seg, cfg.get("items_per_epoch", 512))
+    valid_items = load_split(manifest, "valid", sr, limit, audio_root)
+    if cfg.get("mix"):  # voices and accompaniments drawn independently (mixes.py)
+        train_ds, n_train = build_mix_dataset(cfg["mix"], sr, seg, cfg.get("items_per_epoch", 512))
+        train_pairs = sample_pairs(train_ds, 128)  # for Open-Unmix's input statistics
+    else:
+        train_items = load_split(manifest, "train", sr, limit, audio_root)
+        n_train = len(train_items)
+        train_pairs = [(v, a) for _, v, a in train_items]
+        train_ds = StemSegments(train_pairs, seg, cfg.get("items_per_epoch", 512))
+    valid_pairs = [(v, a) for _, v, a in valid_items] or train_pairs[:1]
     valid_ds = StemSegments(valid_pairs, seg, cfg.get("valid_items", 64), fixed=True, seed=1)
     patch = getattr(model, "patch_frames", None)
     tcfg = cfg.get("task", {})
@@ -76,7 +82,7 @@ def train(cfg: dict, out: Path, manifest: Path, threads: int = 1, progress: bool
     if trainer.ctx.is_main:
         shutil.copyfile(out / "train" / "best.safetensors", final)
         (out / "recipe.json").write_text(json.dumps(
-            {"config": cfg, "manifest": str(manifest), "train_clips": len(train_items),
+            {"config": cfg, "manifest": str(manifest), "train_clips": n_train,
              "valid_clips": len(valid_items), "seconds": time.perf_counter() - t0,
              "parameters": model.num_parameters()}, indent=2))
     return final

@@ -97,3 +97,32 @@ def test_real_fcn_separates_a_whole_track() -> None:
     x = noise(3.0, channels=2)
     res = separate(x, SR, model, chunk_seconds=1.0, overlap_seconds=0.25)
     assert torch.isfinite(res.vocals).all() and res.vocals.shape == x.shape
+
+
+def test_shipped_separators_load_by_name(tmp_path) -> None:
+    from pathlib import Path
+
+    from audiofcn.separation import load_separator
+    from audiofcn.separation.inference import SHIPPED_SEPARATORS, resolve_separator
+
+    for name in SHIPPED_SEPARATORS:
+        path = resolve_separator(name)
+        assert path.name == f"{name}.safetensors" and path.parent.name == "pretrained"
+        assert hasattr(load_separator(name), "predict_mask")
+    assert resolve_separator(tmp_path / "m.safetensors") == tmp_path / "m.safetensors"
+    assert resolve_separator("runs/x.safetensors") == Path("runs/x.safetensors")
+
+
+def test_cli_takes_a_shipped_separator_name(tmp_path) -> None:
+    import numpy as np
+    import soundfile as sf
+
+    from audiofcn.cli.main import main
+
+    x = (0.1 * np.random.default_rng(0).standard_normal((8000, 1))).astype(np.float32)
+    sf.write(tmp_path / "song.wav", x, 16000, subtype="FLOAT")
+    assert main(["separate", str(tmp_path / "song.wav"), "-o", str(tmp_path / "out"),
+                 "--model", "separator_fcn_ccby"]) == 0
+    v, _ = sf.read(tmp_path / "out" / "vocals.wav")
+    a, _ = sf.read(tmp_path / "out" / "accompaniment.wav")
+    np.testing.assert_allclose(v + a, x[:, 0], atol=1e-5)

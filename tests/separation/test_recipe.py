@@ -85,3 +85,12 @@ def test_compare_counts_wins_and_weights_by_duration() -> None:
     assert out["gnsdr_difference"] == pytest.approx((4 + 0 + 4 - 6) / 6)
     with pytest.raises(SystemExit, match="not in the report"):
         compare.compare(report, "a", "c")
+
+
+def test_per_singer_table_weights_by_duration() -> None:
+    compare = _import("compare")
+    report = {"clips": {"a": {"amy_1": _row(4.0, 1.0), "amy_2": _row(0.0, 3.0),
+                              "bob_1": _row(2.0, 2.0)}}}
+    table = compare.per_singer_table(report).splitlines()
+    assert table[0] == "| system | amy | bob | all |"
+    assert table[2] == "| a | 1.00 | 2.00 | 1.33 |"

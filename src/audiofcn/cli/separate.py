@@ -20,7 +20,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("input", type=Path, help="audio file or folder of audio files")
     p.add_argument("-o", "--out", type=Path, required=True, help="output folder")
     p.add_argument("--model", default=None,
-                   help="separator checkpoint (default: the shipped FCN separator)")
+                   help="separator checkpoint, or a shipped separator's name: separator_fcn "
+                        "(default) or separator_fcn_ccby (trained on redistributable audio only)")
     p.add_argument("--threshold", type=float, default=None,
                    help="binarise the vocal mask at this value (the paper: 0.35 / 0.15); "
                         "default: soft mask")
@@ -42,8 +43,9 @@ def default_model_path() -> Path:
 def _load(args: argparse.Namespace):
     from audiofcn.cli.main import UserError
     from audiofcn.separation import load_separator
+    from audiofcn.separation.inference import resolve_separator
 
-    path = Path(args.model) if args.model else default_model_path()
+    path = resolve_separator(args.model) if args.model else default_model_path()
     if not path.exists():
         raise UserError(f"{path}: separator checkpoint not found" +
                         ("" if args.model else " (the package ships without it; pass --model)"))

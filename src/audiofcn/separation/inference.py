@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -36,11 +38,25 @@ class SeparationResult:
     sample_rate: int
 
 
+# Separators shipped in ``audiofcn/pretrained/`` (cards in its README.md), by name.
+SHIPPED_SEPARATORS = ("separator_fcn", "separator_fcn_ccby")
+DEFAULT_SEPARATOR = "separator_fcn"
+
+
+def resolve_separator(source: str | os.PathLike[str]) -> Path:
+    """A shipped separator's name (``separator_fcn``, ``separator_fcn_ccby``) -> its file in the
+    package; anything else is taken as a path (an existing file of that name wins)."""
+    if str(source) in SHIPPED_SEPARATORS and not Path(source).exists():
+        return Path(str(resources.files("audiofcn") / "pretrained" / f"{source}.safetensors"))
+    return Path(source)
+
+
 def load_separator(source: str | os.PathLike[str] | dict[str, Any]) -> PretrainedModel:
-    """Rebuild any separator (paper CNN, FCN, or the Open-Unmix peer) from a checkpoint."""
+    """Rebuild any separator (paper CNN, FCN, or the Open-Unmix peer) from a checkpoint path,
+    a shipped separator's name (:data:`SHIPPED_SEPARATORS`) or a checkpoint dict."""
     from audiofcn.models import load_model
 
-    blob = source if isinstance(source, dict) else read_checkpoint(source)
+    blob = source if isinstance(source, dict) else read_checkpoint(resolve_separator(source))
     if blob["model"] == "separator_openunmix_peer":
         from audiofcn.separation.peers import OpenUnmixPeer
 
