@@ -49,7 +49,7 @@ def _per_frame(fn, mic: np.ndarray, ref: np.ndarray, frame: int) -> list[tuple[f
 
 
 def main(argv: list[str] | None = None) -> int:
-    from audiofcn.aec_baselines import (
+    from audiofcn.aec.baselines import (
         SPEEXDSP_MISSING,
         SpeexEchoCanceller,
         pbfdaf,

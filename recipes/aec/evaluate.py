@@ -26,8 +26,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from audiofcn.aec_baselines import SPEEXDSP_MISSING, pbfdaf, speexdsp_available, speexdsp_cancel
-from audiofcn.eval.aec import clip_metrics, erle, pesq_wb, si_sdr, stoi, summarize
+from audiofcn.aec.baselines import SPEEXDSP_MISSING, pbfdaf, speexdsp_available, speexdsp_cancel
+from audiofcn.aec.metrics import clip_metrics, erle, pesq_wb, si_sdr, stoi, summarize
 from audiofcn.io import load_audio, read_manifest
 from audiofcn.models import load_model
 

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from audiofcn.data.aec_sim import AECSimConfig, AECSimDataset, TalkerAECSimDataset
+from audiofcn.aec.simulation import AECSimConfig, AECSimDataset, TalkerAECSimDataset
 from audiofcn.io import read_manifest
 from audiofcn.models.base import config_from_dict
 from audiofcn.models.echo import EchoCanceller, EchoCancellerConfig, EchoCancellerTask
