@@ -28,9 +28,10 @@ import numpy as np
 import torch
 
 from audiofcn.aec.simulation import AECSimConfig, AECSimDataset, TalkerAECSimDataset
+from audiofcn.aec.task import EchoCancellerTask
 from audiofcn.io import read_manifest
 from audiofcn.models.base import config_from_dict
-from audiofcn.models.echo import EchoCanceller, EchoCancellerConfig, EchoCancellerTask
+from audiofcn.models.echo import EchoCanceller, EchoCancellerConfig
 from audiofcn.train import TrainConfig, Trainer, add_budget_arguments, apply_budget_arguments
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
