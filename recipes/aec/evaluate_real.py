@@ -136,44 +136,40 @@ def systems(model: Path | None) -> dict[str, System]:
     return out
 
 
+METRICS = {"far_single": [("erle", "ERLE dB")],
+           "far_single_music": [("erle", "ERLE dB")],
+           "near_single": [("pesq_mic", "PESQ-WB vs mic"), ("loss", "near-end loss dB")],
+           "double_talk": [("erle_active", "ERLE far-active dB"),
+                           ("loss_silent", "loss far-silent dB"),
+                           ("pesq_silent", "PESQ-WB vs mic, far-silent")]}
+
+
 def table(report: dict) -> str:
-    names = list(report["systems"])
-    per = report["clips"]
-    heads, cells = [], {n: [] for n in names}
-
-    def col(title: str, clip: str, metric: str) -> None:
-        heads.append(title)
-        for n in names:
-            v = per[clip]["scores"].get(n, {}).get(metric, float("nan"))
-            cells[n].append(f"{v:.2f}")
-
-    for clip, c in per.items():
-        short = clip.split("/")[-1][:22]
-        if c["kind"].startswith("far_single"):
-            col(f"{short} ERLE", clip, "erle")
-        elif c["kind"] == "near_single":
-            col(f"{short} NE PESQ vs mic", clip, "pesq_mic")
-        else:
-            col(f"{short} ERLE far-active", clip, "erle_active")
-            if any("pesq_silent" in s for s in c["scores"].values()):
-                col(f"{short} PESQ far-silent", clip, "pesq_silent")
-            else:
-                col(f"{short} loss far-silent", clip, "loss_silent")
-    if report.get("pyaec"):
-        for m, t in (("erle", "pyaec FE ERLE"), ("pesq", "pyaec DT PESQ-WB"),
-                     ("stoi", "pyaec DT STOI")):
-            heads.append(t)
-            for n in names:
-                cells[n].append(f"{report['pyaec'].get(n, {}).get(m, float('nan')):.2f}")
-    lines = ["| system | " + " | ".join(heads) + " |", "|" + "---|" * (len(heads) + 1)]
-    lines += [f"| {n} | " + " | ".join(cells[n]) + " |" for n in names]
+    """One row per recording and metric, one column per system."""
+    names = report["systems"]
+    lines = ["| recording | kind | metric | " + " | ".join(names) + " |",
+             "|" + "---|" * (len(names) + 3)]
+    for clip, c in report["clips"].items():
+        for key, title in METRICS[c["kind"]]:
+            vals = [c["scores"].get(n, {}).get(key) for n in names]
+            if all(v is None for v in vals):
+                continue
+            cells = ["" if v is None else f"{v:.2f}" for v in vals]
+            lines.append(f"| {clip} | {c['kind']} | {title} | " + " | ".join(cells) + " |")
+    for key, title in (("erle", "FE ERLE dB (before onset)"), ("pesq", "DT PESQ-WB"),
+                       ("stoi", "DT STOI"), ("si_sdr", "DT SI-SDR dB")):
+        if report.get("pyaec"):
+            cells = [f"{report['pyaec'][n][key]:.2f}" for n in names]
+            lines.append(f"| pyaec x/d (8 kHz) | far single, then double talk | {title} | "
+                         + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description="evaluate echo cancellers on real recordings")
     ap.add_argument("--dtln", type=Path, help="copy of breizhn/DTLN-aec audio_samples/")
-    ap.add_argument("--kalman", type=Path, help="copy of changxuding/Subband_Kalman_AEC test_audio/")
+    ap.add_argument("--kalman", type=Path,
+                    help="copy of changxuding/Subband_Kalman_AEC test_audio/")
     ap.add_argument("--data-root", type=Path,
                     default=Path(os.environ.get("AUDIOFCN_DATA_ROOT", DEFAULT_ROOT)))
     ap.add_argument("--model", type=Path, default=SHIPPED, help="network checkpoint")

@@ -10,6 +10,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from audiofcn.aec.hybrid import hybrid_spectra
+
 
 def compressed_spectral_loss(est: torch.Tensor, ref: torch.Tensor, c: float = 0.3,
                              alpha: float = 0.3, asymmetric: float = 0.0) -> torch.Tensor:
@@ -55,7 +57,7 @@ class EchoCancellerTask:
     def _losses(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> dict[str, Any]:
         core = model.module if hasattr(model, "module") else model  # DDP wrapper
         mic, ref = core.stft(batch["mic"]), core.stft(batch["ref"])
-        out = model(mic, ref)
+        out = model(mic, ref, **hybrid_spectra(core, batch))  # hybrid: + linear stage
         near, noisy = core.stft(batch["near"]), core.stft(batch["near"] + batch["noise"])
         stage = compressed_spectral_loss(out["near_noisy"], noisy, asymmetric=self.asymmetric)
         if "noise_mask" in out:

@@ -69,6 +69,10 @@ class EchoCancellerConfig:
     # Frames of the compressed reference the refinement reads per bin (1: the current frame
     # only). More frames let it see where the echo in a bin comes from: the reference's past.
     refine_history: int = 1
+    # Hybrid input (issue 17): four complex inputs [mic, linear output, echo estimate,
+    # reference] (a linear adaptive filter runs first, audiofcn.aec.hybrid) and the masks act
+    # on the linear output instead of the microphone. Off: the shipped end-to-end layout.
+    hybrid: bool = False
 
 
 def _strided_size(n: int) -> int:
@@ -176,7 +180,10 @@ class EchoCanceller(PretrainedModel):
             raise ValueError(f"masks must be 'dual' or 'echo', got {config.masks!r}")
         self.stft = STFT(config.stft)
         self.istft = ISTFT(config.stft)
-        chans = [2, *config.encoder_channels]  # 2 complex inputs: microphone, reference
+        if config.hybrid and config.refine_channels:
+            raise ValueError("hybrid inputs and the refinement cannot be combined (yet)")
+        # complex inputs: microphone, reference (+ linear output and echo estimate if hybrid)
+        chans = [4 if config.hybrid else 2, *config.encoder_channels]
         sizes = [config.stft.n_freqs]
         self.encoder = nn.ModuleList()
         self.encoder_acts = nn.ModuleList()
@@ -226,14 +233,29 @@ class EchoCanceller(PretrainedModel):
         return 1 + len(self.encoder) + sum(b.time_receptive_field - 1 for b in self.blocks)
 
     # --- network --------------------------------------------------------------------------
-    def _features(self, mic_spec: torch.Tensor, ref_spec: torch.Tensor) -> torch.Tensor:
-        z = torch.stack([mic_spec, ref_spec], dim=1)  # (B, 2, F, T) complex
+    def _features(self, *specs: torch.Tensor) -> torch.Tensor:
+        z = torch.stack(specs, dim=1)  # (B, 2 or 4, F, T) complex
         mag = z.abs().clamp_min(1e-8)
         return complex_to_channels(z * mag.pow(self.config.compress - 1.0))
 
+    def _inputs(self, mic_spec: torch.Tensor, ref_spec: torch.Tensor,
+                linear_spec: torch.Tensor | None, echo_spec: torch.Tensor | None
+                ) -> tuple[tuple[torch.Tensor, ...], torch.Tensor]:
+        """(network inputs, the spectrum the masks act on)."""
+        if not self.config.hybrid:
+            if linear_spec is not None or echo_spec is not None:
+                raise ValueError("linear/echo spectra given to a non-hybrid echo canceller")
+            return (mic_spec, ref_spec), mic_spec
+        if linear_spec is None or echo_spec is None:
+            raise ValueError("a hybrid echo canceller needs the linear output and echo "
+                             "estimate spectra (see audiofcn.aec.hybrid)")
+        return (mic_spec, linear_spec, echo_spec, ref_spec), linear_spec
+
     def _run(self, mic_spec: torch.Tensor, ref_spec: torch.Tensor,
-             state: dict[Any, Any] | None) -> dict[str, torch.Tensor]:
-        h = feats = self._features(mic_spec, ref_spec)
+             state: dict[Any, Any] | None, linear_spec: torch.Tensor | None = None,
+             echo_spec: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        inputs, target = self._inputs(mic_spec, ref_spec, linear_spec, echo_spec)
+        h = feats = self._features(*inputs)
         skips = []
         for conv, act in zip(self.encoder, self.encoder_acts, strict=True):
             h = act(conv(h) if state is None else conv.forward_stream(h, state))
@@ -247,7 +269,7 @@ class EchoCanceller(PretrainedModel):
         out: dict[str, torch.Tensor] = {}
         echo = self.decoders["echo"](h, skips, feats, state)
         out["echo_mask"] = bounded_complex_mask(echo)
-        out["near_noisy"] = out["echo_mask"] * mic_spec
+        out["near_noisy"] = out["echo_mask"] * target
         if "noise" in self.decoders:
             noise = self.decoders["noise"](h, skips, feats, state)
             out["noise_mask"] = bounded_complex_mask(noise)
@@ -256,25 +278,32 @@ class EchoCanceller(PretrainedModel):
             out["near"] = out["near_noisy"]
         return out
 
-    def forward(self, mic_spec: torch.Tensor, ref_spec: torch.Tensor) -> dict[str, torch.Tensor]:
+    def forward(self, mic_spec: torch.Tensor, ref_spec: torch.Tensor,
+                linear_spec: torch.Tensor | None = None,
+                echo_spec: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """Masks and estimates from complex spectra.
 
         Args:
             mic_spec: complex ``(batch, n_freqs, frames)`` STFT of the microphone.
             ref_spec: complex ``(batch, n_freqs, frames)`` STFT of the far-end reference.
+            linear_spec, echo_spec: hybrid models only (``config.hybrid``): the same STFT of
+                the linear adaptive filter's output and of its echo estimate (mic minus
+                output); the masks then act on ``linear_spec`` (``near_noisy = echo_mask *
+                linear_spec``).
 
         Returns:
             complex ``(batch, n_freqs, frames)`` tensors: ``echo_mask``, ``near_noisy``
             (= echo_mask * mic: near-end + noise), ``near`` (the final near-end estimate) and,
             for ``masks="dual"``, ``noise_mask`` (``near = noise_mask * near_noisy``).
         """
-        return self._run(mic_spec, ref_spec, None)
+        return self._run(mic_spec, ref_spec, None, linear_spec, echo_spec)
 
     def forward_stream(self, mic_spec: torch.Tensor, ref_spec: torch.Tensor,
-                       state: dict[Any, Any]) -> dict[str, torch.Tensor]:
+                       state: dict[Any, Any], linear_spec: torch.Tensor | None = None,
+                       echo_spec: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """As :meth:`forward` for the next frames of a stream; ``state`` (a dict the caller
         owns, initially empty) carries the convolution caches between calls."""
-        return self._run(mic_spec, ref_spec, state)
+        return self._run(mic_spec, ref_spec, state, linear_spec, echo_spec)
 
     def enhance(self, mic: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
         """Offline: ``(batch, time)`` microphone and reference -> ``(batch, time)`` near-end."""
@@ -295,6 +324,9 @@ class EchoCanceller(PretrainedModel):
     def frame_step(self) -> EchoFrameStep:
         """The precomputed per-frame inference step (:mod:`audiofcn.models.echo_step`),
         rebuilt when a parameter or BatchNorm statistic changed since it was last built."""
+        if self.config.hybrid:
+            raise ValueError("a hybrid echo canceller streams through "
+                             "audiofcn.aec.hybrid.HybridCanceller, not process()")
         key = tuple((t._version, t.data_ptr()) for t in (*self.parameters(), *self.buffers()))
         if self._step is None or self._step[0] != key:
             with torch.no_grad():
