@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from audiofcn.aec.baselines import SPEEXDSP_MISSING, pbfdaf, speexdsp_available, speexdsp_cancel
+from audiofcn.aec.linear import kalman_cancel
 from audiofcn.aec.metrics import clip_metrics, erle, pesq_wb, si_sdr, stoi, summarize
 from audiofcn.io import load_audio, read_manifest
 from audiofcn.models import load_model
@@ -48,7 +49,8 @@ def network(path: Path) -> System:
 
 
 def systems(model: Path | None, ablation: Path | None) -> dict[str, System]:
-    out: dict[str, System] = {"mic (unprocessed)": lambda m, r: m, "pbfdaf (ours)": pbfdaf}
+    out: dict[str, System] = {"mic (unprocessed)": lambda m, r: m, "pbfdaf (ours)": pbfdaf,
+                              "kalman linear (ours)": lambda m, r: kalman_cancel(m, r)[0]}
     if speexdsp_available():
         out["speexdsp AEC"] = lambda m, r: speexdsp_cancel(m, r, preprocess=False)
         out["speexdsp AEC+RES+NS"] = lambda m, r: speexdsp_cancel(m, r, preprocess=True)

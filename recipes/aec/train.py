@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from audiofcn.aec.hybrid import WithLinearStage
 from audiofcn.aec.simulation import AECSimConfig, AECSimDataset, TalkerAECSimDataset
 from audiofcn.aec.task import EchoCancellerTask
 from audiofcn.io import read_manifest
@@ -110,6 +111,8 @@ def build(cfg: dict[str, Any], train_pools: Pools, valid_pools: Pools, out: str,
     else:  # the original recipe: both ends from one speaker-balanced pool
         train = dataset(train_pools, d["train_items"], seed=tcfg.seed * 1_000_003)
     valid = dataset(valid_pools, d["valid_items"], seed=10_000_000)
+    if model.config.hybrid:  # the linear stage runs first, per example, in the loader
+        train, valid = WithLinearStage(train), WithLinearStage(valid)
     return Trainer(model, EchoCancellerTask(**cfg.get("task", {})), train, valid, tcfg)
 
 
