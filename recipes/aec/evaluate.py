@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from audiofcn.aec.baselines import SPEEXDSP_MISSING, pbfdaf, speexdsp_available, speexdsp_cancel
+from audiofcn.aec.hybrid import HybridCanceller
 from audiofcn.aec.linear import kalman_cancel
 from audiofcn.aec.metrics import clip_metrics, erle, pesq_wb, si_sdr, stoi, summarize
 from audiofcn.io import load_audio, read_manifest
@@ -40,6 +41,8 @@ System = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 def network(path: Path) -> System:
     model = load_model(path).eval()
+    if model.config.hybrid:  # the Kalman linear stage first, then the network
+        return HybridCanceller(model).enhance
 
     def run(mic: np.ndarray, ref: np.ndarray) -> np.ndarray:
         with torch.inference_mode():
