@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from audiofcn.aec.hybrid import WithLinearStage
+from audiofcn.aec.linear import KalmanConfig
 from audiofcn.aec.simulation import AECSimConfig, AECSimDataset, TalkerAECSimDataset
 from audiofcn.aec.task import EchoCancellerTask
 from audiofcn.io import read_manifest
@@ -112,7 +113,8 @@ def build(cfg: dict[str, Any], train_pools: Pools, valid_pools: Pools, out: str,
         train = dataset(train_pools, d["train_items"], seed=tcfg.seed * 1_000_003)
     valid = dataset(valid_pools, d["valid_items"], seed=10_000_000)
     if model.config.hybrid:  # the linear stage runs first, per example, in the loader
-        train, valid = WithLinearStage(train), WithLinearStage(valid)
+        linear = KalmanConfig(**model.config.linear_stage)
+        train, valid = WithLinearStage(train, linear), WithLinearStage(valid, linear)
     return Trainer(model, EchoCancellerTask(**cfg.get("task", {})), train, valid, tcfg)
 
 

@@ -88,3 +88,14 @@ def test_training_batches_carry_the_linear_stage_and_the_task_uses_it() -> None:
     assert torch.isfinite(loss) and model.encoder[0].weight_real.grad.abs().sum() > 0
     assert hybrid_spectra(EchoCanceller(EchoCancellerConfig(**{**HYBRID.__dict__,
                                                                "hybrid": False})), batch) == {}
+
+
+def test_the_linear_stage_settings_travel_with_the_model(tmp_path) -> None:
+    from audiofcn.models import load_model
+
+    config = EchoCancellerConfig(**{**HYBRID.__dict__, "linear_stage": {"a": 0.999}})
+    path = EchoCanceller(config).save_pretrained(tmp_path / "hybrid.safetensors")
+    again = load_model(path).eval()
+    assert again.config.linear_stage == {"a": 0.999}
+    assert HybridCanceller(again).linear_config.a == 0.999
+    assert HybridCanceller(EchoCanceller(HYBRID)).linear_config.a != 0.999  # the default

@@ -66,7 +66,10 @@ def hybrid_spectra(model: EchoCanceller, batch: dict[str, torch.Tensor]
 
 
 class HybridCanceller:
-    """Linear stage + hybrid network, offline and streaming (one stream per instance)."""
+    """Linear stage + hybrid network, offline and streaming (one stream per instance).
+
+    The linear stage's settings default to the model's ``config.linear_stage`` (what it was
+    trained with)."""
 
     def __init__(self, model: EchoCanceller, linear: KalmanConfig | None = None) -> None:
         if not model.config.hybrid:
@@ -75,7 +78,8 @@ class HybridCanceller:
         if not (cfg.center and cfg.n_fft == 2 * cfg.hop_length and cfg.window_length == cfg.n_fft):
             raise ValueError("HybridCanceller streams 50 %-overlap centred STFTs only")
         self.model = model
-        self.linear_config = linear or KalmanConfig(hop=cfg.hop_length)
+        self.linear_config = linear or KalmanConfig(**{"hop": cfg.hop_length,
+                                                        **model.config.linear_stage})
         if self.linear_config.hop != cfg.hop_length:
             raise ValueError("the linear stage's hop must equal the STFT hop")
         self.hop = cfg.hop_length

@@ -37,7 +37,7 @@ import numpy as np
 class KalmanConfig:
     hop: int = 160  # block = hop (10 ms at 16 kHz); FFT of 2 * hop
     partitions: int = 26  # taps = hop * partitions (260 ms at 16 kHz)
-    a: float = 0.999  # echo-path transition factor (process noise (1 - a^2) |W|^2)
+    a: float = 0.99  # echo-path transition factor (process noise (1 - a^2) |W|^2)
     p_init: float = 1.0  # initial state-error variance of each partition's transfer function
     # (1: echo-path gains up to about unity are plausible)
     noise_smoothing: float = 0.5  # recursive smoothing of the error power Psi_s per bin

@@ -73,6 +73,9 @@ class EchoCancellerConfig:
     # reference] (a linear adaptive filter runs first, audiofcn.aec.hybrid) and the masks act
     # on the linear output instead of the microphone. Off: the shipped end-to-end layout.
     hybrid: bool = False
+    # Hybrid only: overrides of the linear stage's settings (audiofcn.aec.linear.KalmanConfig
+    # fields) it was trained with, so that inference runs the same linear stage.
+    linear_stage: dict[str, Any] = field(default_factory=dict)
 
 
 def _strided_size(n: int) -> int:
