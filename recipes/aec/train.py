@@ -97,7 +97,10 @@ def build(cfg: dict[str, Any], train_pools: Pools, valid_pools: Pools, out: str,
         if missing or unexpected:
             raise RuntimeError(f"--init {init}: missing {missing}, unexpected {unexpected}")
     d = cfg["data"]
-    sim = AECSimConfig(sample_rate=model.config.sample_rate, duration=d["duration"])
+    # hybrid: simulate linear_warmup seconds more and train on the end, where the linear
+    # stage has converged (see WithLinearStage)
+    warmup = d.get("linear_warmup", 0.0) if model.config.hybrid else 0.0
+    sim = AECSimConfig(sample_rate=model.config.sample_rate, duration=d["duration"] + warmup)
     tcfg = TrainConfig(**{**cfg["train"], "out_dir": out})
 
     def dataset(pools: Pools, n: int, seed: int) -> AECSimDataset:
@@ -114,7 +117,8 @@ def build(cfg: dict[str, Any], train_pools: Pools, valid_pools: Pools, out: str,
     valid = dataset(valid_pools, d["valid_items"], seed=10_000_000)
     if model.config.hybrid:  # the linear stage runs first, per example, in the loader
         linear = KalmanConfig(**model.config.linear_stage)
-        train, valid = WithLinearStage(train, linear), WithLinearStage(valid, linear)
+        keep = round(d["duration"] * model.config.sample_rate) if warmup else None
+        train, valid = (WithLinearStage(train, linear, keep), WithLinearStage(valid, linear, keep))
     return Trainer(model, EchoCancellerTask(**cfg.get("task", {})), train, valid, tcfg)
 
 

@@ -99,3 +99,14 @@ def test_the_linear_stage_settings_travel_with_the_model(tmp_path) -> None:
     assert again.config.linear_stage == {"a": 0.999}
     assert HybridCanceller(again).linear_config.a == 0.999
     assert HybridCanceller(EchoCanceller(HYBRID)).linear_config.a != 0.999  # the default
+
+
+def test_keep_last_trains_on_the_converged_end() -> None:
+    mic, ref = _echo_pair(16000, 2)
+    examples = [{"mic": mic, "ref": ref, "near": np.zeros_like(mic), "snr": 3.0}]
+    full = WithLinearStage(examples)[0]
+    end = WithLinearStage(examples, keep_last=4000)[0]
+    assert all(end[k].shape == (4000,) for k in ("mic", "ref", "near", "linear", "echo_est"))
+    assert end["snr"] == 3.0
+    np.testing.assert_array_equal(end["linear"], full["linear"][-4000:])
+    np.testing.assert_array_equal(end["mic"], mic[-4000:])

@@ -143,6 +143,7 @@ def test_tiny_hybrid_recipe_and_real_recordings(tmp_path: Path) -> None:
                                   "--test-seconds", "1.0"]) == 0
     cfg = json.loads((RECIPE / "configs" / "tiny.json").read_text())
     cfg["model"]["hybrid"] = True
+    cfg["data"]["linear_warmup"] = 0.5  # train on the end of 1 s examples
     (tmp_path / "hybrid.json").write_text(json.dumps(cfg))
     assert _load("train").main(["--config", str(tmp_path / "hybrid.json"), "--data", str(data),
                                 "--data-root", str(root), "--out", str(run)]) == 0

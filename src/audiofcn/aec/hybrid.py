@@ -38,10 +38,15 @@ def linear_inputs(mic: np.ndarray, ref: np.ndarray, config: KalmanConfig | None 
 class WithLinearStage:
     """Wraps a dataset of ``{"mic", "ref", ...}`` examples (numpy or tensors, ``(time,)``) and
     adds the linear stage's ``linear`` and ``echo_est`` signals, computed per example (in the
-    loader's workers) so a hybrid model trains on what it will see at run time."""
+    loader's workers) so a hybrid model trains on what it will see at run time.
 
-    def __init__(self, dataset: Any, config: KalmanConfig | None = None) -> None:
-        self.dataset, self.config = dataset, config
+    ``keep_last`` (samples): run the linear stage over the whole (longer) example but keep
+    only its last ``keep_last`` samples of every signal, so the network trains on a linear
+    stage that has had time to converge, as in a call that is under way."""
+
+    def __init__(self, dataset: Any, config: KalmanConfig | None = None,
+                 keep_last: int | None = None) -> None:
+        self.dataset, self.config, self.keep_last = dataset, config, keep_last
 
     def __len__(self) -> int:
         return len(self.dataset)
@@ -53,6 +58,10 @@ class WithLinearStage:
         tensor = isinstance(ex["mic"], torch.Tensor)
         for k, v in extra.items():
             ex[k] = torch.from_numpy(v) if tensor else v
+        if self.keep_last:
+            n = self.keep_last
+            ex = {k: v[..., -n:] if hasattr(v, "shape") and v.shape[-1:] == mic.shape else v
+                  for k, v in ex.items()}
         return ex
 
 
