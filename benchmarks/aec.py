@@ -49,12 +49,13 @@ def _per_frame(fn, mic: np.ndarray, ref: np.ndarray, frame: int) -> list[tuple[f
 
 
 def main(argv: list[str] | None = None) -> int:
-    from audiofcn.aec_baselines import (
+    from audiofcn.aec.baselines import (
         SPEEXDSP_MISSING,
         SpeexEchoCanceller,
         pbfdaf,
         speexdsp_available,
     )
+    from audiofcn.aec.linear import KalmanEchoFilter
     from audiofcn.frontend import StreamingSTFT
     from audiofcn.frontend.streaming_istft import StreamingISTFT
     from audiofcn.models import load_model
@@ -110,6 +111,12 @@ def main(argv: list[str] | None = None) -> int:
         n = len(mic) // 256
         return [((time.perf_counter() - t0) / n, (time.thread_time() - c0) / n)] * n
     systems.append(("PBFDAF (ours, numpy), 4096 taps", 256, pb_run))
+
+    def kalman_run() -> list[tuple[float, float]]:
+        f = KalmanEchoFilter()
+        return _per_frame(f.process, mic.astype(np.float64), ref.astype(np.float64), 160)
+    systems.append(("Kalman linear stage (ours, numpy, aec.linear), 4160 taps, per hop", 160,
+                    kalman_run))
 
     for name, frame, fn in systems:
         fn()  # warm-up (allocations, caches)

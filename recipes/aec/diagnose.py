@@ -24,8 +24,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from audiofcn.data.aec_sim import AECSimConfig, simulate_example
-from audiofcn.eval.aec import pesq_wb, si_sdr
+from audiofcn.aec.metrics import pesq_wb, si_sdr
+from audiofcn.aec.simulation import AECSimConfig, simulate_example
 from audiofcn.io import load_audio, read_manifest
 from audiofcn.models import load_model
 

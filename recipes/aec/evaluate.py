@@ -26,8 +26,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from audiofcn.aec_baselines import SPEEXDSP_MISSING, pbfdaf, speexdsp_available, speexdsp_cancel
-from audiofcn.eval.aec import clip_metrics, erle, pesq_wb, si_sdr, stoi, summarize
+from audiofcn.aec.baselines import SPEEXDSP_MISSING, pbfdaf, speexdsp_available, speexdsp_cancel
+from audiofcn.aec.hybrid import HybridCanceller
+from audiofcn.aec.linear import kalman_cancel
+from audiofcn.aec.metrics import clip_metrics, erle, pesq_wb, si_sdr, stoi, summarize
 from audiofcn.io import load_audio, read_manifest
 from audiofcn.models import load_model
 
@@ -39,6 +41,8 @@ System = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 def network(path: Path) -> System:
     model = load_model(path).eval()
+    if model.config.hybrid:  # the Kalman linear stage first, then the network
+        return HybridCanceller(model).enhance
 
     def run(mic: np.ndarray, ref: np.ndarray) -> np.ndarray:
         with torch.inference_mode():
@@ -48,7 +52,8 @@ def network(path: Path) -> System:
 
 
 def systems(model: Path | None, ablation: Path | None) -> dict[str, System]:
-    out: dict[str, System] = {"mic (unprocessed)": lambda m, r: m, "pbfdaf (ours)": pbfdaf}
+    out: dict[str, System] = {"mic (unprocessed)": lambda m, r: m, "pbfdaf (ours)": pbfdaf,
+                              "kalman linear (ours)": lambda m, r: kalman_cancel(m, r)[0]}
     if speexdsp_available():
         out["speexdsp AEC"] = lambda m, r: speexdsp_cancel(m, r, preprocess=False)
         out["speexdsp AEC+RES+NS"] = lambda m, r: speexdsp_cancel(m, r, preprocess=True)

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from audiofcn.data.aec_sim import SCENARIOS, AECSimConfig, simulate_example, simulate_rir
+from audiofcn.aec.simulation import SCENARIOS, AECSimConfig, simulate_example, simulate_rir
 from audiofcn.io import AudioRecord, load_audio, save_audio, write_manifest
 
 REPO = Path(__file__).resolve().parents[2]

@@ -27,10 +27,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from audiofcn.data.aec_sim import AECSimConfig, AECSimDataset, TalkerAECSimDataset
+from audiofcn.aec.hybrid import WithLinearStage
+from audiofcn.aec.linear import KalmanConfig
+from audiofcn.aec.simulation import AECSimConfig, AECSimDataset, TalkerAECSimDataset
+from audiofcn.aec.task import EchoCancellerTask
 from audiofcn.io import read_manifest
 from audiofcn.models.base import config_from_dict
-from audiofcn.models.echo import EchoCanceller, EchoCancellerConfig, EchoCancellerTask
+from audiofcn.models.echo import EchoCanceller, EchoCancellerConfig
 from audiofcn.train import TrainConfig, Trainer, add_budget_arguments, apply_budget_arguments
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -94,7 +97,10 @@ def build(cfg: dict[str, Any], train_pools: Pools, valid_pools: Pools, out: str,
         if missing or unexpected:
             raise RuntimeError(f"--init {init}: missing {missing}, unexpected {unexpected}")
     d = cfg["data"]
-    sim = AECSimConfig(sample_rate=model.config.sample_rate, duration=d["duration"])
+    # hybrid: simulate linear_warmup seconds more and train on the end, where the linear
+    # stage has converged (see WithLinearStage)
+    warmup = d.get("linear_warmup", 0.0) if model.config.hybrid else 0.0
+    sim = AECSimConfig(sample_rate=model.config.sample_rate, duration=d["duration"] + warmup)
     tcfg = TrainConfig(**{**cfg["train"], "out_dir": out})
 
     def dataset(pools: Pools, n: int, seed: int) -> AECSimDataset:
@@ -109,6 +115,10 @@ def build(cfg: dict[str, Any], train_pools: Pools, valid_pools: Pools, out: str,
     else:  # the original recipe: both ends from one speaker-balanced pool
         train = dataset(train_pools, d["train_items"], seed=tcfg.seed * 1_000_003)
     valid = dataset(valid_pools, d["valid_items"], seed=10_000_000)
+    if model.config.hybrid:  # the linear stage runs first, per example, in the loader
+        linear = KalmanConfig(**model.config.linear_stage)
+        keep = round(d["duration"] * model.config.sample_rate) if warmup else None
+        train, valid = (WithLinearStage(train, linear, keep), WithLinearStage(valid, linear, keep))
     return Trainer(model, EchoCancellerTask(**cfg.get("task", {})), train, valid, tcfg)
 
 

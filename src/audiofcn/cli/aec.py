@@ -110,8 +110,8 @@ def aec_step(out: Path, catalog: Path) -> str:
     import numpy as np
     import torch
 
-    from audiofcn.data.aec_sim import simulate_echo
-    from audiofcn.eval.aec import erle, si_sdr
+    from audiofcn.aec.metrics import erle, si_sdr
+    from audiofcn.aec.simulation import simulate_echo
     from audiofcn.io import load_audio, read_manifest, save_audio
 
     model = load_canceller()

@@ -69,6 +69,13 @@ class EchoCancellerConfig:
     # Frames of the compressed reference the refinement reads per bin (1: the current frame
     # only). More frames let it see where the echo in a bin comes from: the reference's past.
     refine_history: int = 1
+    # Hybrid input (issue 17): four complex inputs [mic, linear output, echo estimate,
+    # reference] (a linear adaptive filter runs first, audiofcn.aec.hybrid) and the masks act
+    # on the linear output instead of the microphone. Off: the shipped end-to-end layout.
+    hybrid: bool = False
+    # Hybrid only: overrides of the linear stage's settings (audiofcn.aec.linear.KalmanConfig
+    # fields) it was trained with, so that inference runs the same linear stage.
+    linear_stage: dict[str, Any] = field(default_factory=dict)
 
 
 def _strided_size(n: int) -> int:
@@ -176,7 +183,10 @@ class EchoCanceller(PretrainedModel):
             raise ValueError(f"masks must be 'dual' or 'echo', got {config.masks!r}")
         self.stft = STFT(config.stft)
         self.istft = ISTFT(config.stft)
-        chans = [2, *config.encoder_channels]  # 2 complex inputs: microphone, reference
+        if config.hybrid and config.refine_channels:
+            raise ValueError("hybrid inputs and the refinement cannot be combined (yet)")
+        # complex inputs: microphone, reference (+ linear output and echo estimate if hybrid)
+        chans = [4 if config.hybrid else 2, *config.encoder_channels]
         sizes = [config.stft.n_freqs]
         self.encoder = nn.ModuleList()
         self.encoder_acts = nn.ModuleList()
@@ -226,14 +236,29 @@ class EchoCanceller(PretrainedModel):
         return 1 + len(self.encoder) + sum(b.time_receptive_field - 1 for b in self.blocks)
 
     # --- network --------------------------------------------------------------------------
-    def _features(self, mic_spec: torch.Tensor, ref_spec: torch.Tensor) -> torch.Tensor:
-        z = torch.stack([mic_spec, ref_spec], dim=1)  # (B, 2, F, T) complex
+    def _features(self, *specs: torch.Tensor) -> torch.Tensor:
+        z = torch.stack(specs, dim=1)  # (B, 2 or 4, F, T) complex
         mag = z.abs().clamp_min(1e-8)
         return complex_to_channels(z * mag.pow(self.config.compress - 1.0))
 
+    def _inputs(self, mic_spec: torch.Tensor, ref_spec: torch.Tensor,
+                linear_spec: torch.Tensor | None, echo_spec: torch.Tensor | None
+                ) -> tuple[tuple[torch.Tensor, ...], torch.Tensor]:
+        """(network inputs, the spectrum the masks act on)."""
+        if not self.config.hybrid:
+            if linear_spec is not None or echo_spec is not None:
+                raise ValueError("linear/echo spectra given to a non-hybrid echo canceller")
+            return (mic_spec, ref_spec), mic_spec
+        if linear_spec is None or echo_spec is None:
+            raise ValueError("a hybrid echo canceller needs the linear output and echo "
+                             "estimate spectra (see audiofcn.aec.hybrid)")
+        return (mic_spec, linear_spec, echo_spec, ref_spec), linear_spec
+
     def _run(self, mic_spec: torch.Tensor, ref_spec: torch.Tensor,
-             state: dict[Any, Any] | None) -> dict[str, torch.Tensor]:
-        h = feats = self._features(mic_spec, ref_spec)
+             state: dict[Any, Any] | None, linear_spec: torch.Tensor | None = None,
+             echo_spec: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        inputs, target = self._inputs(mic_spec, ref_spec, linear_spec, echo_spec)
+        h = feats = self._features(*inputs)
         skips = []
         for conv, act in zip(self.encoder, self.encoder_acts, strict=True):
             h = act(conv(h) if state is None else conv.forward_stream(h, state))
@@ -247,7 +272,7 @@ class EchoCanceller(PretrainedModel):
         out: dict[str, torch.Tensor] = {}
         echo = self.decoders["echo"](h, skips, feats, state)
         out["echo_mask"] = bounded_complex_mask(echo)
-        out["near_noisy"] = out["echo_mask"] * mic_spec
+        out["near_noisy"] = out["echo_mask"] * target
         if "noise" in self.decoders:
             noise = self.decoders["noise"](h, skips, feats, state)
             out["noise_mask"] = bounded_complex_mask(noise)
@@ -256,25 +281,32 @@ class EchoCanceller(PretrainedModel):
             out["near"] = out["near_noisy"]
         return out
 
-    def forward(self, mic_spec: torch.Tensor, ref_spec: torch.Tensor) -> dict[str, torch.Tensor]:
+    def forward(self, mic_spec: torch.Tensor, ref_spec: torch.Tensor,
+                linear_spec: torch.Tensor | None = None,
+                echo_spec: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """Masks and estimates from complex spectra.
 
         Args:
             mic_spec: complex ``(batch, n_freqs, frames)`` STFT of the microphone.
             ref_spec: complex ``(batch, n_freqs, frames)`` STFT of the far-end reference.
+            linear_spec, echo_spec: hybrid models only (``config.hybrid``): the same STFT of
+                the linear adaptive filter's output and of its echo estimate (mic minus
+                output); the masks then act on ``linear_spec`` (``near_noisy = echo_mask *
+                linear_spec``).
 
         Returns:
             complex ``(batch, n_freqs, frames)`` tensors: ``echo_mask``, ``near_noisy``
             (= echo_mask * mic: near-end + noise), ``near`` (the final near-end estimate) and,
             for ``masks="dual"``, ``noise_mask`` (``near = noise_mask * near_noisy``).
         """
-        return self._run(mic_spec, ref_spec, None)
+        return self._run(mic_spec, ref_spec, None, linear_spec, echo_spec)
 
     def forward_stream(self, mic_spec: torch.Tensor, ref_spec: torch.Tensor,
-                       state: dict[Any, Any]) -> dict[str, torch.Tensor]:
+                       state: dict[Any, Any], linear_spec: torch.Tensor | None = None,
+                       echo_spec: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """As :meth:`forward` for the next frames of a stream; ``state`` (a dict the caller
         owns, initially empty) carries the convolution caches between calls."""
-        return self._run(mic_spec, ref_spec, state)
+        return self._run(mic_spec, ref_spec, state, linear_spec, echo_spec)
 
     def enhance(self, mic: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
         """Offline: ``(batch, time)`` microphone and reference -> ``(batch, time)`` near-end."""
@@ -295,6 +327,9 @@ class EchoCanceller(PretrainedModel):
     def frame_step(self) -> EchoFrameStep:
         """The precomputed per-frame inference step (:mod:`audiofcn.models.echo_step`),
         rebuilt when a parameter or BatchNorm statistic changed since it was last built."""
+        if self.config.hybrid:
+            raise ValueError("a hybrid echo canceller streams through "
+                             "audiofcn.aec.hybrid.HybridCanceller, not process()")
         key = tuple((t._version, t.data_ptr()) for t in (*self.parameters(), *self.buffers()))
         if self._step is None or self._step[0] != key:
             with torch.no_grad():
@@ -407,87 +442,3 @@ class EchoStream:
                              "open_stream(delay=n_fft - 1) for chunks of any size")
         result, self._pending = buf[:, :n], buf[:, n:]
         return result
-
-
-def compressed_spectral_loss(est: torch.Tensor, ref: torch.Tensor, c: float = 0.3,
-                             alpha: float = 0.3, asymmetric: float = 0.0) -> torch.Tensor:
-    """Power-law compressed spectral MSE: ``(1-alpha)`` magnitude term + ``alpha`` complex term.
-
-    Compression (``|X|^c`` with the phase kept) balances loud and quiet bins, so residual echo
-    in quiet near-end pauses costs as much as distortion of loud speech. ``asymmetric`` adds
-    that weight times the squared magnitude *deficit* (estimate below target): suppressed
-    near-end speech then costs more than the same amount of residual, which counters the
-    over-suppression a mask network learns in double talk. Complex ``(batch, F, T)`` in,
-    scalar out.
-    """
-    em, rm = est.abs().clamp_min(1e-8), ref.abs().clamp_min(1e-8)
-    ec, rc = em.pow(c), rm.pow(c)
-    mag = (ec - rc).square().mean()
-    cplx = (est * (ec / em) - ref * (rc / rm)).abs().square().mean()
-    loss = (1 - alpha) * mag + alpha * cplx
-    if asymmetric:
-        loss = loss + asymmetric * torch.relu(rc - ec).square().mean()
-    return loss
-
-
-class EchoCancellerTask:
-    """Training task for :class:`audiofcn.train.Trainer`.
-
-    Batches are dicts of ``(batch, time)`` waveforms: ``mic``, ``ref``, ``near`` (clean near-end
-    at the microphone) and ``noise``. Dual mask: loss on the final estimate against ``near``
-    plus ``stage_weight`` times the loss of the echo-stage estimate against ``near + noise``.
-    Echo-only: the echo-stage loss alone (AEC without NS). ``asymmetric``: see
-    :func:`compressed_spectral_loss`. ``sisdr_weight`` adds that weight times the negative
-    SI-SDR (dB) of the final waveform against ``near``, averaged over the examples that have
-    a near-end talker: a time-domain term on what is listened to, which charges suppressed
-    near-end speech and residual echo in proportion to the talker's own level (the spectral
-    loss weighs every bin the same, so it rewards over-suppression in double talk).
-    """
-
-    def __init__(self, stage_weight: float = 0.5, asymmetric: float = 0.0,
-                 sisdr_weight: float = 0.0) -> None:
-        self.stage_weight = stage_weight
-        self.asymmetric = asymmetric
-        self.sisdr_weight = sisdr_weight
-
-    def _losses(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> dict[str, Any]:
-        core = model.module if hasattr(model, "module") else model  # DDP wrapper
-        mic, ref = core.stft(batch["mic"]), core.stft(batch["ref"])
-        out = model(mic, ref)
-        near, noisy = core.stft(batch["near"]), core.stft(batch["near"] + batch["noise"])
-        stage = compressed_spectral_loss(out["near_noisy"], noisy, asymmetric=self.asymmetric)
-        if "noise_mask" in out:
-            final = compressed_spectral_loss(out["near"], near, asymmetric=self.asymmetric)
-            loss = final + self.stage_weight * stage
-        else:
-            final, loss = stage, stage
-        d = {"loss": loss, "final": final, "stage": stage}
-        if self.sisdr_weight:
-            est = core.istft(out["near"], length=batch["near"].shape[-1])
-            d["sisdr"] = talker_si_sdr(est, batch["near"])
-            d["loss"] = loss - self.sisdr_weight * d["sisdr"]
-        return d
-
-    def training_step(self, model: nn.Module,
-                      batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
-        d = self._losses(model, batch)
-        return d["loss"], {k: float(v.detach()) for k, v in d.items() if k != "loss"}
-
-    def validation_step(self, model: nn.Module,
-                        batch: dict[str, torch.Tensor]) -> dict[str, float]:
-        return {k: float(v) for k, v in self._losses(model, batch).items()}
-
-
-def talker_si_sdr(est: torch.Tensor, ref: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
-    """Mean SI-SDR (dB) of ``(batch, time)`` estimates over the examples whose reference
-    is not silent (far-end single talk has no near-end talker, so no SI-SDR); 0 if none."""
-    ref = ref - ref.mean(-1, keepdim=True)
-    est = est - est.mean(-1, keepdim=True)
-    energy = ref.square().sum(-1)
-    talker = energy > 1e-6 * ref.shape[-1] * 1e-6  # any signal above about -120 dBFS
-    if not bool(talker.any()):
-        return est.sum() * 0.0
-    ref, est, energy = ref[talker], est[talker], energy[talker]
-    target = (est * ref).sum(-1, keepdim=True) / (energy[:, None] + eps) * ref
-    err = (est - target).square().sum(-1)
-    return (10.0 * torch.log10((target.square().sum(-1) + eps) / (err + eps))).mean()

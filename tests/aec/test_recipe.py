@@ -114,3 +114,63 @@ def test_extra_voices_and_distinct_talkers(tmp_path: Path) -> None:
                                 "--data-root", str(root), "--out", str(run)]) == 0
     info = json.loads((run / "train_info.json").read_text())
     assert "train_sisdr" in info["history"][-1]
+
+
+def _fake_recordings(folder: Path) -> None:
+    """A DTLN-style folder: far-end, near-end and double-talk ``*_mic.wav`` / ``*_lpb.wav``."""
+    rng = np.random.default_rng(3)
+    folder.mkdir(parents=True)
+    n = 16000 * 4
+    path = rng.standard_normal(600) * np.exp(-np.arange(600) / 80.0) * 0.3
+    for kind in ("farend_singletalk", "nearend_singletalk", "doubletalk"):
+        far = _voice(rng, 4.0) if kind != "nearend_singletalk" else np.zeros(n, np.float32)
+        near = _voice(rng, 4.0) if kind != "farend_singletalk" else np.zeros(n, np.float32)
+        if kind == "doubletalk":
+            far[n // 2:] = 0.0  # the far end falls silent: "far-silent" frames to score
+        mic = np.convolve(far, path)[:n] + near + 1e-3 * rng.standard_normal(n)
+        sf.write(folder / f"clip_{kind}_mic.wav", mic.astype(np.float32), 16000)
+        sf.write(folder / f"clip_{kind}_lpb.wav", far, 16000)
+
+
+def test_tiny_hybrid_recipe_and_real_recordings(tmp_path: Path) -> None:
+    """A hybrid model (linear stage -> network) trains, evaluates on the simulated set, and
+    evaluate_real.py scores every system on (fake) recordings in one run."""
+    pytest.importorskip("pyroomacoustics")
+    root, data, run = tmp_path / "root", tmp_path / "data", tmp_path / "run"
+    _fake_root(root)
+    assert _load("prepare").main(["--data-root", str(root), "--out", str(data), "--rooms", "1",
+                                  "--test-rooms", "1", "--test-per-scenario", "1",
+                                  "--test-seconds", "1.0"]) == 0
+    cfg = json.loads((RECIPE / "configs" / "tiny.json").read_text())
+    cfg["model"]["hybrid"] = True
+    cfg["data"]["linear_warmup"] = 0.5  # train on the end of 1 s examples
+    (tmp_path / "hybrid.json").write_text(json.dumps(cfg))
+    assert _load("train").main(["--config", str(tmp_path / "hybrid.json"), "--data", str(data),
+                                "--data-root", str(root), "--out", str(run)]) == 0
+    model = run / "best.safetensors"
+    out = tmp_path / "eval"
+    assert _load("evaluate").main(["--model", str(model), "--data", str(data),
+                                   "--data-root", str(root), "--out", str(out)]) == 0
+    summary = json.loads((out / "report.json").read_text())["summary"]
+    assert np.isfinite(summary["network dual mask"]["far_single"]["erle"])
+    assert "kalman linear (ours)" in summary
+    rec = tmp_path / "dtln"
+    _fake_recordings(rec)
+    real = tmp_path / "real"
+    assert _load("evaluate_real").main(["--dtln", str(rec), "--data-root", str(root),
+                                        "--model", str(model), "--out", str(real)]) == 0
+    report = json.loads((real / "report.json").read_text())
+    assert set(report["clips"]) == {f"dtln/clip_{k}" for k in
+                                    ("farend_singletalk", "nearend_singletalk", "doubletalk")}
+    far = report["clips"]["dtln/clip_farend_singletalk"]["scores"]
+    assert far["kalman linear (ours, aec.linear)"]["erle"] > 3.0  # the linear stage cancels
+    assert far["mic (unprocessed)"]["erle"] == 0.0
+    dt = report["clips"]["dtln/clip_doubletalk"]
+    assert 0.3 < dt["far_active_fraction"] < 0.8
+    assert "pesq_silent" not in dt["scores"]["mic (unprocessed)"]  # under 3 s far-silent
+    assert "loss_silent" in dt["scores"][f"network {model}"]
+    near = report["clips"]["dtln/clip_nearend_singletalk"]["scores"]
+    assert near["mic (unprocessed)"]["loss"] == 0.0
+    assert (real / "table.md").read_text().count("dtln/clip_") >= 3
+    assert _load("evaluate_real").main(["--out", str(tmp_path / "none"), "--data-root",
+                                        str(tmp_path / "nowhere")]) == 1

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from audiofcn.data.aec_sim import (
+from audiofcn.aec.simulation import (
     SCENARIOS,
     AECSimConfig,
     AECSimDataset,

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from audiofcn.aec_baselines import SpeexEchoCanceller, pbfdaf, speexdsp_available
-from audiofcn.eval.aec import clip_metrics, erle, si_sdr, summarize
+from audiofcn.aec.baselines import SpeexEchoCanceller, pbfdaf, speexdsp_available
+from audiofcn.aec.metrics import clip_metrics, erle, si_sdr, summarize
 
 
 def _echo_case(n: int = 32000, seed: int = 0):

@@ -1,0 +1,142 @@
+"""Hybrid echo cancellation: the linear Kalman filter first, the network after it.
+
+The linear stage (:mod:`audiofcn.aec.linear`) removes what a linear echo path explains; an
+:class:`~audiofcn.models.echo.EchoCanceller` built with ``hybrid=True`` then sees four complex
+spectra from the shared STFT frontend, ``[mic, linear output, echo estimate, reference]``
+(the echo estimate is mic minus linear output), and its masks act on the linear output: a
+residual echo and noise suppressor (issue 17, item 2).
+
+* :func:`linear_inputs`: whole signals -> the linear output and echo estimate (for training
+  batches and offline use);
+* :class:`HybridCanceller`: offline :meth:`~HybridCanceller.enhance` and streaming
+  :meth:`~HybridCanceller.process` (10 ms hops; the output stream equals the offline output
+  delayed by ``output_delay`` = one hop; the linear stage adds no delay).
+
+What is not here yet: a trained hybrid model (none is shipped), the per-frame precomputed
+step (:mod:`audiofcn.models.echo_step`) for four inputs (hybrid streaming runs the model's
+layer-by-layer ``forward_stream``, several times slower), and per-bin output resolution.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from audiofcn.aec.linear import KalmanConfig, KalmanEchoFilter, kalman_cancel
+from audiofcn.models.echo import EchoCanceller
+
+
+def linear_inputs(mic: np.ndarray, ref: np.ndarray, config: KalmanConfig | None = None
+                  ) -> dict[str, np.ndarray]:
+    """``{"linear", "echo_est"}`` float32 ``(time,)`` for one example."""
+    lin, est = kalman_cancel(mic, ref, config)
+    return {"linear": lin, "echo_est": est}
+
+
+class WithLinearStage:
+    """Wraps a dataset of ``{"mic", "ref", ...}`` examples (numpy or tensors, ``(time,)``) and
+    adds the linear stage's ``linear`` and ``echo_est`` signals, computed per example (in the
+    loader's workers) so a hybrid model trains on what it will see at run time.
+
+    ``keep_last`` (samples): run the linear stage over the whole (longer) example but keep
+    only its last ``keep_last`` samples of every signal, so the network trains on a linear
+    stage that has had time to converge, as in a call that is under way."""
+
+    def __init__(self, dataset: Any, config: KalmanConfig | None = None,
+                 keep_last: int | None = None) -> None:
+        self.dataset, self.config, self.keep_last = dataset, config, keep_last
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        ex = dict(self.dataset[i])
+        mic, ref = np.asarray(ex["mic"], np.float32), np.asarray(ex["ref"], np.float32)
+        extra = linear_inputs(mic, ref, self.config)
+        tensor = isinstance(ex["mic"], torch.Tensor)
+        for k, v in extra.items():
+            ex[k] = torch.from_numpy(v) if tensor else v
+        if self.keep_last:
+            n = self.keep_last
+            ex = {k: v[..., -n:] if hasattr(v, "shape") and v.shape[-1:] == mic.shape else v
+                  for k, v in ex.items()}
+        return ex
+
+
+def hybrid_spectra(model: EchoCanceller, batch: dict[str, torch.Tensor]
+                   ) -> dict[str, torch.Tensor]:
+    """The keyword spectra a hybrid model's ``forward`` takes, from a batch holding
+    ``linear`` and ``echo_est`` waveforms ``(batch, time)``; empty for other models."""
+    if not model.config.hybrid:
+        return {}
+    return {"linear_spec": model.stft(batch["linear"]), "echo_spec": model.stft(batch["echo_est"])}
+
+
+class HybridCanceller:
+    """Linear stage + hybrid network, offline and streaming (one stream per instance).
+
+    The linear stage's settings default to the model's ``config.linear_stage`` (what it was
+    trained with)."""
+
+    def __init__(self, model: EchoCanceller, linear: KalmanConfig | None = None) -> None:
+        if not model.config.hybrid:
+            raise ValueError("HybridCanceller needs an EchoCanceller built with hybrid=True")
+        cfg = model.config.stft
+        if not (cfg.center and cfg.n_fft == 2 * cfg.hop_length and cfg.window_length == cfg.n_fft):
+            raise ValueError("HybridCanceller streams 50 %-overlap centred STFTs only")
+        self.model = model
+        self.linear_config = linear or KalmanConfig(**{"hop": cfg.hop_length,
+                                                        **model.config.linear_stage})
+        if self.linear_config.hop != cfg.hop_length:
+            raise ValueError("the linear stage's hop must equal the STFT hop")
+        self.hop = cfg.hop_length
+        self.reset_stream()
+
+    @property
+    def output_delay(self) -> int:
+        return self.model.output_delay
+
+    @torch.inference_mode()
+    def enhance(self, mic: np.ndarray, ref: np.ndarray) -> np.ndarray:
+        """Offline: ``(time,)`` microphone and reference -> ``(time,)`` near-end estimate."""
+        lin = linear_inputs(np.asarray(mic, np.float32), np.asarray(ref, np.float32),
+                            self.linear_config)
+        m = self.model
+        sig = {k: torch.as_tensor(np.asarray(v, np.float32))[None] for k, v in
+               {"mic": mic, "ref": ref, **lin}.items()}
+        out = m(m.stft(sig["mic"]), m.stft(sig["ref"]), m.stft(sig["linear"]),
+                m.stft(sig["echo_est"]))["near"]
+        return m.istft(out, length=len(mic))[0].numpy()
+
+    def reset_stream(self) -> None:
+        self._linear = KalmanEchoFilter(self.linear_config)
+        self._state: dict[Any, Any] = {}
+        self._prev: torch.Tensor | None = None
+        self._tail: torch.Tensor | None = None
+
+    @torch.inference_mode()
+    def process(self, mic: np.ndarray, ref: np.ndarray) -> np.ndarray:
+        """The next ``n`` samples (a multiple of the hop) -> ``n`` samples, delayed by
+        :attr:`output_delay`."""
+        if self.model.training:
+            raise RuntimeError("call model.eval() before streaming (BatchNorm statistics)")
+        mic, ref = np.asarray(mic, np.float64), np.asarray(ref, np.float64)
+        lin, est = self._linear.process(mic, ref)  # checks shapes and the hop multiple
+        sig = torch.from_numpy(np.stack([mic, ref, lin, est]).astype(np.float32))
+        return torch.cat([self._hop(sig[:, i:i + self.hop])
+                          for i in range(0, len(mic), self.hop)]).numpy()
+
+    def _hop(self, x: torch.Tensor) -> torch.Tensor:
+        m, win = self.model, self.model.stft.window
+        if self._prev is None:  # the offline STFT's centre padding: one hop of zeros
+            self._prev = torch.zeros_like(x)
+        spec = torch.fft.rfft(torch.cat([self._prev, x], dim=-1) * win)[:, :, None]  # (4,F,1)
+        self._prev = x
+        near = m.forward_stream(spec[0:1], spec[1:2], self._state, spec[2:3], spec[3:4])
+        y = torch.fft.irfft(near["near"][0, :, 0], n=2 * self.hop) * win
+        env = win[:self.hop].square() + win[self.hop:].square()
+        out = torch.zeros(self.hop) if self._tail is None else (y[:self.hop] + self._tail) / env
+        self._tail = y[self.hop:]
+        return out
