@@ -182,6 +182,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--count", default=None, help="spectral count rule: ratio or eigengap")
     ap.add_argument("--prune", type=float, default=None)
     ap.add_argument("--threshold", type=float, default=None)
+    ap.add_argument("--clusterings", default=None,
+                    help='JSON list of clustering settings to run side by side, e.g. '
+                         '\'[{"method": "ahc", "threshold": 0.3}]\'; which one is reported '
+                         'must be chosen on the valid split')
     ap.add_argument("--grid", action="store_true",
                     help="try clustering settings (valid split only) and report each")
     ap.add_argument("--out", type=Path, required=True)
@@ -197,6 +201,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.count is not None:
         base.count = args.count
     settings = [base]
+    if args.clusterings:
+        settings = [ClusteringConfig(**d) for d in json.loads(args.clusterings)]
     if args.grid:
         settings = [ClusteringConfig("spectral", prune=p, count=c) for p in (0.25, 0.5, 1.0)
                     for c in ("ratio", "eigengap")] + \

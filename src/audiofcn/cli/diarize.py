@@ -113,8 +113,14 @@ def run_diarize(args: argparse.Namespace) -> int:
 
 def run_enroll(args: argparse.Namespace) -> int:
     from audiofcn.cli.main import UserError
+    from audiofcn.diarization.speakers import NAME
+    from audiofcn.io.audio import audio_info
 
     _check_files(args.files)
+    if not NAME.match(args.name):
+        raise UserError(f"bad speaker name {args.name!r}: use letters, digits, '_', '.', '-'")
+    for f in args.files:  # every file readable before the database is created or changed
+        audio_info(f)
     if args.model is not None and not args.model.is_file():
         raise UserError(f"{args.model}: checkpoint not found")
     with _open_db(args.db, create=True, model=args.model) as db:
@@ -141,3 +147,52 @@ def run_identify(args: argparse.Namespace) -> int:
                 print(f"{m.name}\t{m.score:.3f}")
             print(f"match: {best.name if best else 'none'} (threshold {db.threshold})")
     return 0
+
+
+def demo_step(out: Path, catalog: Path) -> str:
+    """Diarize a short conversation built from the shipped CC BY utterances (three unseen
+    speakers; ``pretrained/diarization_demo/ATTRIBUTION.md``) and score it against the turns
+    it was built from."""
+    import numpy as np
+    import soundfile as sf
+
+    from audiofcn.diarization import diarize, write_json, write_rttm
+    from audiofcn.diarization.embedders import default_model_path
+    from audiofcn.diarization.simulate import simulate
+    from audiofcn.io import save_audio
+
+    clips = sorted((Path(default_model_path()).parent / "diarization_demo").glob("*.flac"))
+    if not clips or not Path(default_model_path()).exists():
+        return "demo utterances or diarizer_rcnn not shipped; skipped"
+    utts = [(p.name.split("_")[0], sf.read(str(p), dtype="float32")[0]) for p in clips]
+    audio, ref = simulate(utts, np.random.default_rng(0))
+    dest = out / "diarization"
+    save_audio(dest / "conversation.wav", audio, 16000)
+    res = diarize(audio, 16000, uri="conversation")
+    write_rttm(dest / "conversation.rttm", res)
+    write_json(dest / "conversation.json", res)
+    acc = _mapped_accuracy(ref, res.segments, len(audio) / 16000)
+    return (f"{len(ref)} turns of {len({r.speaker for r in ref})} speakers "
+            f"({len(audio) / 16000:.0f} s): found {res.num_speakers} speakers, "
+            f"{100 * acc:.0f}% of speech time labelled right -> {dest}/conversation.rttm")
+
+
+def _mapped_accuracy(ref, hyp, duration: float) -> float:
+    """Share of reference speech (10-ms frames) whose hypothesis label is the one mapped to its
+    speaker under the best one-to-one mapping."""
+    import numpy as np
+    from scipy.optimize import linear_sum_assignment
+
+    n = int(duration * 100) + 1
+    rl, hl = sorted({s.speaker for s in ref}), sorted({s.speaker for s in hyp})
+    r, h = np.full(n, -1), np.full(n, -1)
+    for s in ref:
+        r[int(s.start * 100):int(s.end * 100)] = rl.index(s.speaker)
+    for s in hyp:
+        h[int(s.start * 100):int(s.end * 100)] = hl.index(s.speaker)
+    if not hl or not (r >= 0).any():
+        return 0.0
+    m = np.zeros((len(rl), len(hl)))
+    np.add.at(m, (r[(r >= 0) & (h >= 0)], h[(r >= 0) & (h >= 0)]), 1)
+    i, j = linear_sum_assignment(-m)
+    return float(m[i, j].sum() / (r >= 0).sum())

@@ -20,10 +20,10 @@ FRAME_HOP = 0.01  # seconds per VAD frame
 @dataclass
 class VADConfig:
     frame_seconds: float = 0.025
-    ratio: float = 0.3
+    ratio: float = 0.2
     max_range_db: float = 45.0
     min_speech: float = 0.2
-    min_silence: float = 0.3
+    min_silence: float = 0.5
     pad: float = 0.1
     floor_db: float = -70.0  # absolute floor (dBFS): digital silence is never speech
 
