@@ -42,3 +42,10 @@ def test_edge_cases() -> None:
     assert cluster(np.ones((1, 4))).tolist() == [0]
     with pytest.raises(ValueError, match="unknown clustering"):
         cluster(blobs([5, 5]), config=ClusteringConfig(method="kmeans"))
+
+
+@pytest.mark.parametrize("count", ["ratio", "eigengap"])
+def test_fewer_points_than_max_speakers(count: str) -> None:
+    x = blobs([3, 3])
+    labels = cluster(x, max_speakers=8, config=ClusteringConfig(count=count))
+    assert 1 <= len(np.unique(labels)) <= 6

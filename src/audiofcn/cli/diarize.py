@@ -100,7 +100,9 @@ def run_diarize(args: argparse.Namespace) -> int:
                               progress=lambda s, bar=bar: bar.update(round(s, 1)))
             rttm = write_rttm(args.out / f"{f.stem}.rttm", res)
             write_json(args.out / f"{f.stem}.json", res)
-            print(f"{f}: {res.num_speakers} speakers, {len(res.segments)} segments -> {rttm}")
+            n = res.num_speakers
+            print(f"{f}: {n} speaker{'' if n == 1 else 's'}, {len(res.segments)} segments "
+                  f"-> {rttm}")
         except AudioError as err:
             failed += 1
             print(f"audiofcn: error: {err}", file=sys.stderr)

@@ -65,10 +65,10 @@ def spectral_labels(x: np.ndarray, lo: int, hi: int, prune: float, seed: int,
         k = lo + int(np.argmax(gaps[lo - 1:hi]))
     elif count == "ratio":
         # with the self-similarities on the diagonal (near-zero eigenvalues of the zero-diagonal
-        # matrix would give huge, meaningless ratios)
-        a = np.linalg.eigvalsh(aff + np.eye(n))[::-1][: hi + 1]
-        a = np.maximum(a, 1e-9)
-        k = lo + int(np.argmax(a[lo - 1:hi] / a[lo:hi + 1]))
+        # matrix would give huge, meaningless ratios); k = n has no next eigenvalue to compare
+        top = min(hi, n - 1)
+        a = np.maximum(np.linalg.eigvalsh(aff + np.eye(n))[::-1][: top + 1], 1e-9)
+        k = lo + int(np.argmax(a[lo - 1:top] / a[lo:top + 1])) if top >= lo else lo
     else:
         raise ValueError(f"unknown count rule {count!r} (use 'ratio' or 'eigengap')")
     if k == 1:
