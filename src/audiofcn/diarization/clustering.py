@@ -23,8 +23,8 @@ import numpy as np
 @dataclass
 class ClusteringConfig:
     method: str = "spectral"  # "spectral" or "ahc"
-    prune: float = 0.5  # spectral: share of neighbours kept per row (at least 6)
-    count: str = "ratio"  # spectral: "ratio" or "eigengap"
+    prune: float = 0.25  # spectral: share of neighbours kept per row (at least 6)
+    count: str = "eigengap"  # spectral: "ratio" or "eigengap"
     threshold: float = 0.5  # ahc: cosine-distance cut
     max_points: int = 2000
     seed: int = 0
