@@ -19,6 +19,7 @@ DEMO_STEPS = [
     "audiofcn.cli.aec:aec_step",
     "audiofcn.cli.similarity:similarity_step",
     "audiofcn.cli.codec:codec_step",
+    "audiofcn.cli.diarize:demo_step",
 ]
 
 

@@ -25,6 +25,7 @@ COMMAND_MODULES = [
     "audiofcn.cli.tag",
     "audiofcn.cli.codec",
     "audiofcn.cli.similarity",
+    "audiofcn.cli.diarize",
 ]
 
 

@@ -1,0 +1,94 @@
+"""Train the RCNN speaker embedding with the shared trainer.
+
+    python recipes/diarization/prepare.py --speechocean ~/data/speechocean762 \
+        --librispeech ~/data/resemblyzer/audio_data --out runs/diarization/data
+    nice -n 5 python recipes/diarization/train.py --config recipes/diarization/configs/cpu.json \
+        --data runs/diarization/data --out runs/diarization/cpu --time-budget 2400
+    python recipes/diarization/train.py ... \
+        --export src/audiofcn/pretrained/diarizer_rcnn.safetensors
+
+Re-running the same command resumes from ``--out/last.pt``. The best checkpoint is chosen on
+the validation speakers (held out of speechocean762 ``train/`` and LibriSpeech), never on
+``test/``. ``--export`` writes the best checkpoint without its training head.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from audiofcn.diarization.training import (
+    SpeakerAMSoftmaxTask,
+    SpeakerAugment,
+    SpeakerCrops,
+    SpeakerTripletTask,
+    collate_speakers,
+    read_manifest,
+)
+from audiofcn.models.base import config_from_dict
+from audiofcn.models.speaker_rcnn import SpeakerRCNN, SpeakerRCNNConfig
+from audiofcn.train import TrainConfig, Trainer, add_budget_arguments, apply_budget_arguments
+
+
+def build(cfg: dict[str, Any], data: Path, out: str) -> Trainer:
+    torch.manual_seed(cfg["train"].get("seed", 0))
+    d = cfg.get("data", {})
+    manifest = data / "speakers.jsonl"
+    train_spk = read_manifest(manifest, "train")
+    valid_spk = read_manifest(manifest, "valid")
+    if not train_spk:
+        raise SystemExit(f"{manifest}: no training speakers")
+    loss = cfg.get("loss", "triplet")
+    mcfg = config_from_dict(SpeakerRCNNConfig, {
+        **cfg.get("model", {}), "num_classes": len(train_spk) if loss == "amsoftmax" else 0})
+    model = SpeakerRCNN(mcfg)
+    tcfg = TrainConfig(**{**cfg["train"], "out_dir": out})
+    steps = tcfg.max_steps_per_epoch or d.get("steps_per_epoch", 100)
+    repeats = max(1, -(-steps * tcfg.batch_size // len(train_spk)))
+    aug = config_from_dict(SpeakerAugment, d.get("augment", {})) if d.get("augment", True) \
+        is not False else None
+    train = SpeakerCrops(data / "root", train_spk, d.get("crop_seconds", 1.5),
+                         d.get("crops_per_speaker", 3), mcfg.sample_rate, repeats, aug,
+                         seed=tcfg.seed)
+    valid = SpeakerCrops(data / "root", valid_spk, d.get("crop_seconds", 1.5),
+                         d.get("crops_per_speaker", 3), mcfg.sample_rate,
+                         d.get("valid_repeats", 2), None, seed=1234,
+                         deterministic=True) if valid_spk else None
+    task = SpeakerAMSoftmaxTask(**cfg.get("task", {})) if loss == "amsoftmax" \
+        else SpeakerTripletTask(**cfg.get("task", {}))
+    print(f"{loss}: {len(train_spk)} training / {len(valid_spk)} validation speakers, "
+          f"{model.num_parameters()} parameters", flush=True)
+    return Trainer(model, task, train, valid, tcfg, collate_fn=collate_speakers)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description="train the RCNN speaker embedding")
+    ap.add_argument("--config", type=Path, required=True)
+    ap.add_argument("--data", type=Path, default=Path("runs/diarization/data"))
+    ap.add_argument("--out", default="runs/diarization/run")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--export", type=Path, default=None,
+                    help="after training, write OUT/best.safetensors without its head here")
+    add_budget_arguments(ap)
+    args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    cfg = json.loads(args.config.read_text())
+    cfg["train"] = apply_budget_arguments(cfg["train"], args)
+    trainer = build(cfg, args.data, args.out)
+    hist = trainer.fit()
+    if hist:
+        print(json.dumps(hist[-1]))
+    if args.export is not None:
+        best = SpeakerRCNN.from_pretrained(Path(args.out) / "best.safetensors")
+        best.without_classifier().save_pretrained(args.export)
+        print(f"exported {args.export}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
