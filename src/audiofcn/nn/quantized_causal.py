@@ -106,7 +106,22 @@ class QCausalConv1d(nn.Conv1d):
         if x.shape[-1] % self.stride[0]:
             raise ValueError(f"{x.shape[-1]} frames is not a multiple of the stride "
                              f"{self.stride[0]}")
-        y = self._conv_forward(_context(self, x, self.context, cache), self.weight, self.bias)
+        xp = _context(self, x, self.context, cache)
+        k, g = self.kernel_size[0], self.groups
+        if k == 1 and self.stride[0] == 1:  # 1x1 (grouped) conv as one batched matmul
+            b, c, t = xp.shape
+            w = self.weight.view(g, self.out_channels // g, c // g)
+            y = torch.matmul(w, xp.view(b, g, c // g, t)).view(b, self.out_channels, t)
+            y = y + self.bias[:, None]
+        elif g == self.in_channels == self.out_channels and self.stride[0] == 1:
+            # depthwise: k shifted multiply-adds (oneDNN's grouped conv is slow for this)
+            t, d = x.shape[-1], self.dilation[0]
+            w = self.weight[:, 0]
+            y = self.bias[:, None] + w[:, :1] * xp[..., :t]
+            for j in range(1, k):
+                y = y + w[:, j:j + 1] * xp[..., j * d:j * d + t]
+        else:
+            y = self._conv_forward(xp, self.weight, self.bias)
         return y if self.out_q is None else self.out_q(y)
 
 
