@@ -139,7 +139,10 @@ def test_streaming_equals_offline(port: LyraSoundStream) -> None:
     out = torch.cat([dec.push(offline[..., a:b]) for a, b in [(0, 1), (1, 4), (4, 100)]], -1)
     ref = port.decode(offline)
     assert out.shape == ref.shape
-    assert float((out - ref).abs().max()) < 1e-3
+    # int8-rounded layers: float-rounding differences between chunkings can move a value by
+    # one int8 step, so the outputs agree closely rather than bit for bit
+    snr = 10 * torch.log10(ref.square().sum() / (out - ref).square().sum())
+    assert float(snr) > 40 and float((out - ref).abs().max()) < 0.02
 
 
 def test_gradients_reach_every_parameter() -> None:
