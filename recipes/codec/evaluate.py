@@ -201,6 +201,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="copy of speechocean762: add test/ speakers' utterances")
     ap.add_argument("--speechocean-utts", type=int, default=30)
     ap.add_argument("--no-visqol", action="store_true")
+    ap.add_argument("--speech-only", action="store_true", help="skip the music clips")
     ap.add_argument("--data", type=Path, default=Path("runs/codec/data"))
     ap.add_argument("--out", type=Path, default=Path("runs/codec/eval"))
     ap.add_argument("--seconds", type=float, default=5.0)
@@ -223,7 +224,10 @@ def main(argv: list[str] | None = None) -> int:
         path, _, kbps = rest.rpartition(":")
         model = load_codec(path).eval()
         codecs += [(name, model, float(k)) for k in kbps.split(",")]
-    clips = build_clips(args.data / f"{args.split}.jsonl", args.seconds)[: args.max_clips]
+    clips = build_clips(args.data / f"{args.split}.jsonl", args.seconds)
+    if args.speech_only:
+        clips = [c for c in clips if c[1] == "speech"]
+    clips = clips[: args.max_clips]
     if args.speechocean is not None and args.split == "test":
         clips += speechocean_clips(args.speechocean.expanduser(), args.speechocean_utts)
     metrics = Metrics(visqol=not args.no_visqol)
