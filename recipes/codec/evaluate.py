@@ -190,6 +190,41 @@ def _mean(values: list[float]) -> float:
     return float(np.mean(finite)) if finite else math.nan
 
 
+def write_report(args: argparse.Namespace, specs: list[str], clips: list,
+                 rows: list[dict]) -> str:
+    """Summaries per kind and system -> ``report.json`` and ``table.md``; returns the table.
+    Called after every clip, so a long run leaves its partial result."""
+    summary: dict[str, dict[str, dict[str, float]]] = {}
+    systems_seen = list(dict.fromkeys(r["system"] for r in rows))
+    for kind in ("speech", "music", "all"):
+        summary[kind] = {}
+        for system in systems_seen:
+            sel = [r for r in rows if r["system"] == system and kind in ("all", r["kind"])]
+            summary[kind][system] = {k: _mean([r[k] for r in sel]) for k in
+                                     ("pesq_wb", "stoi", "visqol", "si_sdr", "mel_distance",
+                                      "payload_kbps", "file_kbps")}
+            summary[kind][system]["clips"] = len(sel)
+    args.out.mkdir(parents=True, exist_ok=True)
+    report = {"systems": specs, "split": args.split, "clips": len(clips),
+              "clips_done": len(dict.fromkeys(r["clip"] for r in rows)),
+              "seconds": args.seconds, "summary": summary, "rows": rows}
+    (args.out / "report.json").write_text(json.dumps(report, indent=1))
+    lines = []
+    for kind in ("speech", "music", "all"):
+        if not summary[kind][systems_seen[0]]["clips"]:
+            continue
+        lines += [f"\n**{kind}** ({summary[kind][systems_seen[0]]['clips']:.0f} clips)\n",
+                  "| system | payload kbps | PESQ-WB | STOI | ViSQOL | SI-SDR (dB) | "
+                  "mel dist (dB) |", "|---|---|---|---|---|---|---|"]
+        for system, s in summary[kind].items():
+            lines.append(f"| {system} | {s['payload_kbps']:.2f} | {s['pesq_wb']:.2f} | "
+                         f"{s['stoi']:.3f} | {s['visqol']:.2f} | {s['si_sdr']:.1f} | "
+                         f"{s['mel_distance']:.2f} |")
+    table = "\n".join(lines)
+    (args.out / "table.md").write_text(table + "\n")
+    return table
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description="SoundStream vs Opus on held-out real clips")
     ap.add_argument("--model", default=None,
@@ -229,7 +264,11 @@ def main(argv: list[str] | None = None) -> int:
         clips = [c for c in clips if c[1] == "speech"]
     clips = clips[: args.max_clips]
     if args.speechocean is not None and args.split == "test":
-        clips += speechocean_clips(args.speechocean.expanduser(), args.speechocean_utts)
+        extra = speechocean_clips(args.speechocean.expanduser(), args.speechocean_utts)
+        # interleave, so a partial run covers both sets
+        mixed = [c for pair in zip(clips, extra, strict=False) for c in pair]
+        n = min(len(clips), len(extra))
+        clips = mixed + clips[n:] + extra[n:]
     metrics = Metrics(visqol=not args.no_visqol)
     rows = []
     example: dict[str, torch.Tensor] = {}
@@ -252,36 +291,12 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{name} ({kind}): " + ", ".join(
                 f"{r['system']} PESQ {r['pesq_wb']:.2f}" for r in rows[-len(systems):]),
                 flush=True)
-    summary: dict[str, dict[str, dict[str, float]]] = {}
-    systems_seen = list(dict.fromkeys(r["system"] for r in rows))
-    for kind in ("speech", "music", "all"):
-        summary[kind] = {}
-        for system in systems_seen:
-            sel = [r for r in rows if r["system"] == system and kind in ("all", r["kind"])]
-            summary[kind][system] = {k: _mean([r[k] for r in sel]) for k in
-                                     ("pesq_wb", "stoi", "visqol", "si_sdr", "mel_distance",
-                                      "payload_kbps", "file_kbps")}
-            summary[kind][system]["clips"] = len(sel)
-    args.out.mkdir(parents=True, exist_ok=True)
-    report = {"systems": specs, "split": args.split, "clips": len(clips),
-              "seconds": args.seconds, "summary": summary, "rows": rows}
-    (args.out / "report.json").write_text(json.dumps(report, indent=1))
-    lines = []
-    for kind in ("speech", "music", "all"):
-        if not summary[kind][systems_seen[0]]["clips"]:
-            continue
-        lines += [f"\n**{kind}** ({summary[kind][systems_seen[0]]['clips']:.0f} clips)\n",
-                  "| system | payload kbps | PESQ-WB | STOI | ViSQOL | SI-SDR (dB) | "
-                  "mel dist (dB) |", "|---|---|---|---|---|---|---|"]
-        for system, s in summary[kind].items():
-            lines.append(f"| {system} | {s['payload_kbps']:.2f} | {s['pesq_wb']:.2f} | "
-                         f"{s['stoi']:.3f} | {s['visqol']:.2f} | {s['si_sdr']:.1f} | "
-                         f"{s['mel_distance']:.2f} |")
-    table = "\n".join(lines)
-    (args.out / "table.md").write_text(table + "\n")
+            write_report(args, specs, clips, rows)
+    table = write_report(args, specs, clips, rows)
     print(table)
     if "ref" in example:
-        order = ["ref"] + [s for s in systems_seen if " 6 kbps" in s or " 12 kbps" in s]
+        seen = dict.fromkeys(r["system"] for r in rows)
+        order = ["ref"] + [s for s in seen if " 6 kbps" in s or " 12 kbps" in s]
         spectrogram_png(args.out / "spectrograms.png", str(example["name"]),
                         [("reference" if s == "ref" else s, example[s]) for s in order
                          if s in example])
