@@ -40,7 +40,7 @@ from audiofcn.nn.quantized_causal import (
     QLeakyReLU,
     QResidualUnit,
 )
-from audiofcn.nn.quantizer import ResidualVectorQuantizer, RVQOutput
+from audiofcn.nn.quantizer import FrozenRVQ, ResidualVectorQuantizer, RVQOutput
 
 KBPS_TO_NQ = {3.2: 16, 6.0: 30, 9.2: 46}  # Lyra's three bitrates
 
@@ -270,11 +270,20 @@ class LyraSoundStream(PretrainedModel):
         if whole == 0:
             return torch.zeros(x.shape[0], n_q, 0, dtype=torch.long, device=x.device)
         z = self.embed(x[..., :whole], denoise, state.setdefault("encoder", {}))
-        return self.quantizer.encode(z, n_q)
+        rvq = state.get("rvq")
+        if rvq is None:  # codebooks stacked once per stream (snapshot, like the c16 plans)
+            rvq = state["rvq"] = FrozenRVQ(self.quantizer)
+        b, d, m = z.shape
+        codes = rvq.encode(z.permute(0, 2, 1).reshape(b * m, d), n_q)
+        return codes.view(b, m, n_q).permute(0, 2, 1)
 
     @torch.inference_mode()
     def decode_stream(self, codes: torch.Tensor, state: dict[str, Any]) -> torch.Tensor:
         """Codes of ``m`` frames ``(batch, n_q, m)`` -> ``(batch, 1, m * 320)`` audio."""
         if codes.shape[-1] == 0:
             return torch.zeros(codes.shape[0], 1, 0)
-        return self.decoder(self.quantizer.decode(codes), state.setdefault("decoder", {}))
+        rvq = state.get("rvq")
+        if rvq is None:
+            rvq = state["rvq"] = FrozenRVQ(self.quantizer)
+        z = rvq.decode(codes).transpose(1, 2)  # (batch, D, m)
+        return self.decoder(z, state.setdefault("decoder", {}))
