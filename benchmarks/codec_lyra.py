@@ -116,6 +116,7 @@ def memory_rows(minutes: float, models: list[str]) -> list[tuple[str, float, flo
                 rss_mb = usage.ru_maxrss / 1024  # ru_maxrss is in kilobytes on Linux
                 rows.append((f"{name}: audiofcn {step}, {minutes:g} min file", rss_mb,
                              time.perf_counter() - t))
+                print(f"| {rows[-1][0]} | {rss_mb:.0f} | {rows[-1][2]:.0f} |", flush=True)
     return rows
 
 
@@ -128,17 +129,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--long-minutes", type=float, default=0.0,
                     help="also measure peak memory of encode/decode on a file this long")
     ap.add_argument("--models", nargs="+", default=["lyra", "c16"])
+    ap.add_argument("--skip-speed", action="store_true")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     root = args.lyra_root if (args.lyra_root / "lyra" / "model_coeffs").is_dir() else None
-    print(f"\n{args.seconds:g} s of audio, 6 kbps, one thread\n")
-    print("| system | RTF (wall) | RTF (thread CPU) |\n|---|---|---|")
-    for name, w, c in speed_rows(args.seconds, args.repeats, root):
-        print(f"| {name} | {w:.1f} | {c:.1f} |")
+    if not args.skip_speed:
+        print(f"\n{args.seconds:g} s of audio, 6 kbps, one thread\n")
+        print("| system | RTF (wall) | RTF (thread CPU) |\n|---|---|---|")
+        for name, w, c in speed_rows(args.seconds, args.repeats, root):
+            print(f"| {name} | {w:.1f} | {c:.1f} |")
     if args.long_minutes:
-        print("\n| run | peak RSS (MB) | wall (s) |\n|---|---|---|")
-        for name, rss, wall in memory_rows(args.long_minutes, args.models):
-            print(f"| {name} | {rss:.0f} | {wall:.0f} |")
+        print("\n| run | peak RSS (MB) | wall (s) |\n|---|---|---|", flush=True)
+        memory_rows(args.long_minutes, args.models)
     print(f"\nload average: {os.getloadavg()}")
     return 0
 

@@ -35,7 +35,7 @@ DEFAULT_MODEL = "soundstream_lyra_16k.safetensors"
 # Shipped codec models by short name (``--model lyra`` / ``--model c16``) and file stem.
 SHIPPED_MODELS = {"lyra": "soundstream_lyra_16k.safetensors",
                   "c16": "soundstream_16k_c16.safetensors"}
-BLOCK_SECONDS = 30.0  # audio per block when coding files (bounds memory on long files)
+BLOCK_SECONDS = 10.0  # audio per block when coding files (bounds memory on long files)
 
 
 def _shipped_names() -> dict[str, str]:
