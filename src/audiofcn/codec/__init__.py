@@ -36,6 +36,14 @@ DEFAULT_MODEL = "soundstream_lyra_16k.safetensors"
 SHIPPED_MODELS = {"lyra": "soundstream_lyra_16k.safetensors",
                   "c16": "soundstream_16k_c16.safetensors"}
 BLOCK_SECONDS = 10.0  # audio per block when coding files (bounds memory on long files)
+# The c16 model's stream plans keep per-layer buffers sized by the chunk: feed it 1 s at a time.
+PLAN_CHUNK_SECONDS = 1.0
+
+
+def _model_chunk(model: CodecModel, block_seconds: float) -> int:
+    seconds = min(block_seconds, PLAN_CHUNK_SECONDS) if isinstance(model, SoundStream) \
+        else block_seconds
+    return max(1, int(seconds * model.config.sample_rate))
 
 
 def _shipped_names() -> dict[str, str]:
@@ -132,9 +140,11 @@ def encode_file(src: str | os.PathLike[str], dst: str | os.PathLike[str], kbps: 
     n_q = model.n_q_for_kbps(kbps)
     enc = StreamingEncoder(model, n_q, denoise)
     parts, length = [], 0
+    step = _model_chunk(model, block_seconds)
     for block in iter_audio_blocks(src, model.config.sample_rate, block_seconds):
         length += block.numel()
-        parts.append(enc.push(block[None, None])[0].numpy().astype(np.int32))
+        for i in range(0, block.numel(), step):
+            parts.append(enc.push(block[None, None, i:i + step])[0].numpy().astype(np.int32))
     if length == 0:
         raise AudioError(src, "no audio samples to encode")
     parts.append(enc.flush()[0].numpy().astype(np.int32))
@@ -164,7 +174,7 @@ def decode_file(src: str | os.PathLike[str], dst: str | os.PathLike[str],
     if header.length == 0:
         raise AudioError(dst, "refusing to write zero-length audio")
     dec = StreamingDecoder(model)
-    step = max(1, int(block_seconds * header.frame_rate))
+    step = max(1, _model_chunk(model, block_seconds) // model.hop_length)
     left = header.length
     with atomic_output(dst) as tmp, sf.SoundFile(str(tmp), "w", header.sample_rate, 1,
                                                  format=fmt) as out:
