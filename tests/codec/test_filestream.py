@@ -51,3 +51,14 @@ def test_block_coding_equals_whole_file_coding(tmp_path: Path) -> None:
     # to the next int8 step, so the blocks agree closely, not bit for bit.
     snr = 10 * np.log10((b ** 2).sum() / ((a - b) ** 2).sum())
     assert snr > 40 and np.abs(a - b).max() < 0.02, (snr, np.abs(a - b).max())
+
+
+def test_decode_picks_the_shipped_model_that_wrote_the_file(tmp_path: Path) -> None:
+    src = _write(tmp_path / "a.wav", 16000, 0.5, 1)
+    for name in ("lyra", "c16"):
+        header, _ = encode_file(src, tmp_path / f"{name}.afc", 6, load_codec(name))
+        out = decode_file(tmp_path / f"{name}.afc", tmp_path / f"{name}.wav")  # no model given
+        assert out.model == header.model and out.model_id == header.model_id
+        assert sf.info(str(tmp_path / f"{name}.wav")).frames == 8000
+    assert {read_afc(tmp_path / f"{n}.afc")[0].model for n in ("lyra", "c16")} == \
+        {"lyra_soundstream", "soundstream"}
