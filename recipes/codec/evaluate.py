@@ -8,13 +8,14 @@ For every test clip (``test.jsonl`` from ``prepare.py``: speakers and recordings
 on; with ``--speechocean`` also one utterance each of a seeded subset of the ``test/`` speakers
 of a copy of jimbozhang/speechocean762), each codec system through the real ``.afc`` bitstream
 and Opus (``opusenc --hard-cbr``) at 6/12 kbps: PESQ-WB, STOI, ViSQOL (speech mode, when
-visqol-python is installed), SI-SDR, mel distance and the bitrate actually written (ours:
-payload bits / duration; Opus: ``opusinfo``'s "w/o overhead" payload bitrate). Systems: by
-default the shipped Lyra v2 port at 3.2/6/9.2 kbps and the recipe-trained ``c16`` model at
-6/12 kbps; ``--model`` (with ``--ours-kbps``) scores one checkpoint as "ours"; ``--system
-NAME=MODEL:K1,K2`` adds any. Writes ``report.json``, ``table.md`` and ``spectrograms.png``
-(reference / codecs / Opus) to ``--out``. ``--split valid`` scores the validation clips
-instead, to choose between checkpoints without the test clips.
+visqol-python is installed: ``pip install 'audiofcn[visqol]'``), SI-SDR, mel distance and the
+bitrate actually written (ours: payload bits / duration; Opus: ``opusinfo``'s "w/o overhead"
+payload bitrate). Systems: by default the shipped Lyra v2 port at 3.2/6/9.2 kbps and the
+recipe-trained ``c16`` model at 6/12 kbps; ``--model`` (with ``--ours-kbps``) scores one
+checkpoint as "ours"; ``--system NAME=MODEL:K1,K2`` adds any. Writes ``report.json``,
+``table.md`` and ``spectrograms.png`` (reference / codecs / Opus) to ``--out``, after every clip.
+``--split valid`` scores the validation clips instead, to choose between checkpoints without
+the test clips.
 """
 
 from __future__ import annotations
