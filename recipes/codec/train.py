@@ -5,7 +5,13 @@
         --data runs/codec/data --out runs/codec/small
     torchrun --nproc_per_node=2 recipes/codec/train.py ...   # several processes
     python recipes/codec/train.py --config recipes/codec/configs/gpu.json \
-        --init src/audiofcn/pretrained/soundstream_16k_c16/model.safetensors ...  # continue
+        --init src/audiofcn/pretrained/soundstream_16k_c16.safetensors ...  # continue
+    python recipes/codec/train.py --config recipes/codec/configs/lyra_finetune.json \
+        --init lyra --data runs/codec/data --out runs/codec/lyra_ft  # fine-tune the Lyra port
+
+``--init`` takes a checkpoint file or a shipped codec name (``lyra``, ``c16``). A Lyra v2 port
+(``lyra_soundstream``) is trained as it is (its architecture comes from the checkpoint; the
+config's ``model`` section is not used); a SoundStream checkpoint must fit the config's preset.
 
 Checkpoints (``best/last.safetensors``, resumable ``last.pt``) and ``train_info.json`` go to
 ``--out``; re-running the same command resumes.
@@ -20,9 +26,11 @@ from typing import Any
 
 import torch
 
+from audiofcn.codec import load_codec
 from audiofcn.codec.training import RandomCropDataset, SoundStreamTask, SoundStreamTaskConfig
 from audiofcn.io import load_audio, read_manifest
 from audiofcn.models.base import config_from_dict
+from audiofcn.models.lyra_soundstream import LyraSoundStream
 from audiofcn.models.soundstream import SoundStream, soundstream_preset
 from audiofcn.train import TrainConfig, Trainer, add_budget_arguments, apply_budget_arguments
 
@@ -34,12 +42,18 @@ def load_waves(manifest: Path, sr: int, max_files: int | None = None) -> list[to
     return [load_audio(r.path, sr=sr)[0][0] for r in recs]
 
 
-def build(cfg: dict[str, Any], data: Path, out: str, init: Path | None = None) -> Trainer:
-    model_cfg = soundstream_preset(cfg["model"]["preset"], **cfg["model"].get("overrides", {}))
-    model = SoundStream(model_cfg)
-    if init is not None:  # continue from another run's weights (same architecture)
-        model.load_state_dict(SoundStream.from_pretrained(init).state_dict())
-    sr = model_cfg.sample_rate
+def build(cfg: dict[str, Any], data: Path, out: str, init: str | Path | None = None
+          ) -> Trainer:
+    pre = load_codec(init) if init is not None else None
+    model: SoundStream | LyraSoundStream
+    if isinstance(pre, LyraSoundStream):
+        model = pre.train()
+    else:
+        model = SoundStream(soundstream_preset(cfg["model"]["preset"],
+                                               **cfg["model"].get("overrides", {})))
+        if pre is not None:  # continue from another run's weights (same architecture)
+            model.load_state_dict(pre.state_dict())
+    sr = model.config.sample_rate
     dcfg = cfg["data"]
     seg = int(dcfg["segment_seconds"] * sr)
     tcfg = TrainConfig(**{**cfg["train"], "out_dir": out})
@@ -63,7 +77,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default="runs/codec/run")
     ap.add_argument("--threads", type=int, default=1)
     add_budget_arguments(ap)
-    ap.add_argument("--init", type=Path, help="start from these weights (continued training)")
+    ap.add_argument("--init", help="start from these weights: a checkpoint file or a shipped "
+                    "codec ('lyra', 'c16')")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     cfg = json.loads(args.config.read_text())

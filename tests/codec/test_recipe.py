@@ -38,8 +38,26 @@ def test_tiny_recipe_prepares_trains_and_evaluates(tmp_path: Path) -> None:
     out = tmp_path / "eval"
     assert _load("evaluate").main(["--model", str(run / "best.safetensors"), "--data", str(data),
                                    "--out", str(out), "--seconds", "1.0", "--max-clips", "1",
-                                   "--ours-kbps", "0.4", "0.8", "--opus-kbps", "6"]) == 0
+                                   "--ours-kbps", "0.4", "0.8", "--opus-kbps", "6",
+                                   "--no-visqol"]) == 0
     report = json.loads((out / "report.json").read_text())
     systems = set(report["summary"]["all"])
     assert systems == {"ours 0.4 kbps", "ours 0.8 kbps", "opus 6 kbps"}
     assert abs(report["summary"]["all"]["ours 0.8 kbps"]["payload_kbps"] - 0.8) < 0.05
+
+
+@pytest.mark.slow
+def test_train_fine_tunes_the_lyra_port(tmp_path: Path) -> None:
+    data, run = tmp_path / "data", tmp_path / "run"
+    assert _load("prepare").main(["--out", str(data), "--no-real", "--songs", "10",
+                                  "--song-seconds", "1.0"]) == 0
+    cfg = json.loads((RECIPE / "configs" / "lyra_finetune.json").read_text())
+    cfg["train"].update(epochs=1, max_steps_per_epoch=1, batch_size=1, time_budget_s=None)
+    cfg["data"].update(segment_seconds=0.04, valid_items=1)
+    (tmp_path / "cfg.json").write_text(json.dumps(cfg))
+    assert _load("train").main(["--config", str(tmp_path / "cfg.json"), "--data", str(data),
+                                "--out", str(run), "--init", "lyra"]) == 0
+    from audiofcn.models import load_model
+
+    tuned = load_model(run / "last.safetensors")
+    assert tuned.model_name == "lyra_soundstream"

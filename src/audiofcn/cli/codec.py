@@ -1,7 +1,10 @@
 """``audiofcn encode`` / ``audiofcn decode``: the SoundStream codec on files.
 
-    audiofcn encode speech.wav speech.afc --kbps 6
-    audiofcn decode speech.afc speech_decoded.wav
+    audiofcn encode speech.wav speech.afc --kbps 6        # Lyra v2 port: 3.2, 6 or 9.2 kbps
+    audiofcn decode speech.afc speech_decoded.wav          # picks the model that wrote the file
+    audiofcn encode song.wav song.afc --model c16 --kbps 6  # the recipe-trained SoundStream
+
+Files are coded block by block, so memory stays bounded for hours of audio.
 
 Bad input (unreadable audio, truncated or corrupted ``.afc``, another format version, a file
 written by another model, an unsupported bitrate) gives a one-line error, exit status 1 and no
@@ -20,16 +23,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("input", help="audio file (any rate/channels: resampled, mixed to mono)")
     p.add_argument("output", help="output .afc file")
     p.add_argument("--kbps", type=float, default=6.0,
-                   help="payload bitrate; the 16 kHz model codes 0.5 to 12 kbps in 0.5 steps")
-    p.add_argument("--model", help="SoundStream checkpoint (default: the shipped 16 kHz model)")
+                   help="payload bitrate: 3.2, 6 or 9.2 with the default (Lyra) model, any "
+                   "multiple of 0.2 up to 9.2; the c16 model codes 0.5 to 12 in 0.5 steps")
+    p.add_argument("--model", help="codec model: 'lyra' (default, port of Lyra v2), 'c16' "
+                   "(SoundStream trained by recipes/codec) or a checkpoint file")
     p.add_argument("--denoise", action="store_true",
-                   help="FiLM denoise condition on (remove background noise while coding)")
+                   help="FiLM denoise condition on (remove background noise while coding; "
+                   "c16 model only)")
     p.set_defaults(func=run_encode)
 
     d = sub.add_parser("decode", help="decode a .afc file to audio")
     d.add_argument("input", help=".afc file")
     d.add_argument("output", help="output audio file (.wav, .flac)")
-    d.add_argument("--model", help="SoundStream checkpoint (must be the encoder's model)")
+    d.add_argument("--model", help="codec model (default: the shipped model named in the file)")
     d.set_defaults(func=run_decode)
 
 
@@ -55,6 +61,9 @@ def run_encode(args: argparse.Namespace) -> int:
         model.n_q_for_kbps(args.kbps)
     except ValueError as err:
         return _fail(f"--kbps {args.kbps:g}: {err}")
+    if args.denoise and model.model_name != "soundstream":
+        return _fail("--denoise needs the c16 model (--model c16); the Lyra model has no "
+                     "denoising mode")
     header, size = encode_file(args.input, args.output, args.kbps, model, args.denoise)
     seconds = header.length / header.sample_rate
     print(f"{args.output}: {header.bitrate / 1000:.3f} kbps payload "
@@ -67,7 +76,7 @@ def run_encode(args: argparse.Namespace) -> int:
 def run_decode(args: argparse.Namespace) -> int:
     from audiofcn.codec import decode_file
 
-    model = _model(args.model)
+    model = _model(args.model) if args.model else None
     header = decode_file(args.input, args.output, model)  # BitstreamError is an AudioError
     print(f"{args.output}: {header.length / header.sample_rate:.2f} s at "
           f"{header.sample_rate} Hz from {header.bitrate / 1000:.3f} kbps codes")
@@ -75,7 +84,8 @@ def run_decode(args: argparse.Namespace) -> int:
 
 
 def codec_step(out: Path, catalog: Path) -> str:
-    """Demo: round-trip 4 s of the first catalog song through the shipped codec at 6 kbps."""
+    """Demo: round-trip 4 s of the first catalog song through the default codec (the Lyra v2
+    port) at 6 kbps."""
     import torch
 
     from audiofcn.codec import decode_file, encode_audio, load_codec, write_afc
@@ -94,5 +104,5 @@ def codec_step(out: Path, catalog: Path) -> str:
     with torch.no_grad():
         snr = float(si_sdr(dec[None], ref[None]))
     return (f"{rec.path} (first 4 s) -> {afc.name} ({size} bytes, {header.bitrate / 1000:g} kbps "
-            f"payload) -> {wav.name}: SI-SDR {snr:.1f} dB (under-trained model, phase not "
-            "learned: docs/codec.md)")
+            f"payload) -> {wav.name}: SI-SDR {snr:.1f} dB (Lyra v2 port, a speech codec: "
+            "music and phase are not its target, docs/codec.md)")

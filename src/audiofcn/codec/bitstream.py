@@ -91,23 +91,35 @@ def model_fingerprint(model: torch.nn.Module) -> str:
     return h.hexdigest()[:16]
 
 
+_CHUNK_FRAMES = 8192  # pack/unpack this many frames at a time (a multiple of 8: whole bytes)
+
+
 def pack_codes(codes: np.ndarray, bits: int) -> bytes:
     """``(n_q, frames)`` ints in ``[0, 2^bits)`` -> bytes, frame-major, MSB first."""
-    flat = np.ascontiguousarray(codes.T).reshape(-1).astype(np.uint32)
-    if flat.size and (int(flat.max()) >= 1 << bits):
-        raise ValueError(f"code {int(flat.max())} does not fit in {bits} bits")
+    if codes.size and (int(codes.max()) >= 1 << bits or int(codes.min()) < 0):
+        raise ValueError(f"code {int(codes.max())} does not fit in {bits} bits")
     shifts = np.arange(bits - 1, -1, -1, dtype=np.uint32)
-    bitarr = ((flat[:, None] >> shifts) & 1).astype(np.uint8).reshape(-1)
-    return np.packbits(bitarr).tobytes()
+    out = []
+    for i in range(0, max(codes.shape[1], 1), _CHUNK_FRAMES):  # bounded memory on long files
+        flat = np.ascontiguousarray(codes[:, i:i + _CHUNK_FRAMES].T).reshape(-1) \
+            .astype(np.uint32)
+        bitarr = ((flat[:, None] >> shifts) & 1).astype(np.uint8).reshape(-1)
+        out.append(np.packbits(bitarr).tobytes())
+    return b"".join(out)
 
 
 def unpack_codes(data: bytes, n_q: int, frames: int, bits: int) -> np.ndarray:
     """Inverse of :func:`pack_codes`: bytes -> ``(n_q, frames)`` int64."""
-    n = n_q * frames * bits
-    bitarr = np.unpackbits(np.frombuffer(data, dtype=np.uint8))[:n]
     weights = (1 << np.arange(bits - 1, -1, -1)).astype(np.int64)
-    flat = bitarr.reshape(-1, bits).astype(np.int64) @ weights
-    return flat.reshape(frames, n_q).T.copy()
+    out = np.empty((n_q, frames), dtype=np.int64)
+    step = _CHUNK_FRAMES * n_q * bits // 8
+    raw = np.frombuffer(data, dtype=np.uint8)
+    for j, i in enumerate(range(0, frames, _CHUNK_FRAMES)):
+        m = min(_CHUNK_FRAMES, frames - i)
+        bitarr = np.unpackbits(raw[j * step:j * step + step])[:m * n_q * bits]
+        flat = bitarr.reshape(-1, bits).astype(np.int64) @ weights
+        out[:, i:i + m] = flat.reshape(m, n_q).T
+    return out
 
 
 def encode_bytes(header: CodecHeader, codes: np.ndarray) -> bytes:

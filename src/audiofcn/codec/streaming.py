@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import torch
 
+from audiofcn.models.lyra_soundstream import LyraSoundStream
 from audiofcn.models.soundstream import SoundStream
 from audiofcn.nn.causal import StreamState
 
@@ -23,7 +24,7 @@ class StreamingEncoder:
     Shapes: chunk ``(T,)``, ``(batch, T)`` or ``(batch, 1, T)`` -> codes ``(batch, n_q, m)``.
     """
 
-    def __init__(self, model: SoundStream, n_q: int, denoise: bool = False,
+    def __init__(self, model: SoundStream | LyraSoundStream, n_q: int, denoise: bool = False,
                  fused: bool | None = None) -> None:
         if not 1 <= n_q <= model.config.num_quantizers:
             raise ValueError(f"n_q must be in [1, {model.config.num_quantizers}]")
@@ -61,7 +62,7 @@ class StreamingDecoder:
     Shapes: codes ``(batch, n_q, m)`` -> audio ``(batch, 1, m * hop_length)``.
     """
 
-    def __init__(self, model: SoundStream, fused: bool | None = None) -> None:
+    def __init__(self, model: SoundStream | LyraSoundStream, fused: bool | None = None) -> None:
         self.model = model.eval()
         self.fused = fused
         self.state: StreamState = {"fused": fused}

@@ -21,6 +21,7 @@ MODEL_REGISTRY: dict[str, str] = {
     "echo_canceller": "audiofcn.models.echo:EchoCanceller",
     "embedding": "audiofcn.models.embedding:EmbeddingNet",
     "soundstream": "audiofcn.models.soundstream:SoundStream",
+    "lyra_soundstream": "audiofcn.models.lyra_soundstream:LyraSoundStream",
     "speaker_rcnn": "audiofcn.models.speaker_rcnn:SpeakerRCNN",
 }
 

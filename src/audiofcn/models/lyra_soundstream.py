@@ -1,0 +1,289 @@
+"""The SoundStream of Google's Lyra v2 (Apache-2.0), as a trainable PyTorch model.
+
+Lyra v2 ships its codec as three TFLite graphs (``soundstream_encoder``, ``quantizer``,
+``lyragan``); ``recipes/codec/convert_lyra.py`` maps their tensors onto this model. The
+architecture, read from the graphs:
+
+Encoder (16 kHz, 320 samples -> one 64-d frame, 50 frames/s):
+causal conv (kernel 64, stride 16, 1 -> 64) -> 3 blocks [3 residual units (depthwise kernel-3
+convs with dilations 1, 3, 9, then 1x1 conv, leaky ReLU, grouped 1x1 conv), leaky ReLU, grouped
+strided conv (kernel 2*stride) doubling the channels], strides 5, 2, 2 -> leaky ReLU ->
+grouped conv (kernel 3, 512 -> 64). Leaky ReLU slope 0.3 everywhere.
+
+Quantizer: residual VQ, 46 codebooks of 16 codes (4 bits): 3.2 / 6 / 9.2 kbps = 16 / 30 / 46
+quantizers (:class:`audiofcn.nn.quantizer.ResidualVectorQuantizer`).
+
+Decoder: grouped conv (kernel 3, 64 -> 512) -> 3 blocks [leaky ReLU, grouped causal transposed
+conv (kernel 2*stride) halving the channels, 3 residual units], strides 2, 2, 5 -> leaky ReLU ->
+transposed conv (kernel 64, stride 16, 64 -> 1). Output in [-1, 1] full scale (not clipped).
+
+The last encoder block and the first two decoder blocks run in int8 in the original; the port
+rounds the same activations with :class:`~audiofcn.nn.quantized_causal.FakeQuant` (the list of
+rounded layers is ``config.quantized``), so its codes match the original's. Everything is causal;
+streaming (``encode_stream`` / ``decode_stream``) gives the offline output.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from audiofcn.models.base import PretrainedModel
+from audiofcn.nn.quantized_causal import (
+    Cache,
+    QCausalConv1d,
+    QCausalConvTranspose1d,
+    QLeakyReLU,
+    QResidualUnit,
+)
+from audiofcn.nn.quantizer import FrozenRVQ, ResidualVectorQuantizer, RVQOutput
+
+KBPS_TO_NQ = {3.2: 16, 6.0: 30, 9.2: 46}  # Lyra's three bitrates
+
+
+@dataclass
+class LyraSoundStreamConfig:
+    sample_rate: int = 16000
+    channels: int = 64  # after the first conv; doubles in each encoder block
+    first_kernel: int = 64
+    first_stride: int = 16
+    strides: tuple[int, ...] = (5, 2, 2)  # encoder blocks; the decoder mirrors them
+    dilations: tuple[int, ...] = (1, 3, 9)
+    group_width: int = 64  # input channels per group of the 1x1 and strided convs
+    up_group_width: int = 128  # input channels per group of the transposed convs
+    bottleneck_groups: int = 4
+    embedding_dim: int = 64
+    num_quantizers: int = 46
+    codebook_size: int = 16
+    slope: float = 0.3
+    quantizer_dropout: float = 1.0
+    ema_decay: float = 0.99
+    dead_code_threshold: float = 0.0  # keep Lyra's codes when fine-tuning
+    # Dotted names of the layers whose output is rounded to int8 (from the TFLite graphs).
+    quantized: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def hop_length(self) -> int:
+        return self.first_stride * math.prod(self.strides)
+
+    @property
+    def frame_rate(self) -> float:
+        return self.sample_rate / self.hop_length
+
+
+def _unit_q(quantized: set[str], prefix: str) -> frozenset[str]:
+    return frozenset(s for s in QResidualUnit.STEPS if f"{prefix}.{s}" in quantized)
+
+
+class _EncoderBlock(nn.Module):
+    def __init__(self, c: int, stride: int, cfg: LyraSoundStreamConfig, q: set[str],
+                 name: str) -> None:
+        super().__init__()
+        self.units = nn.ModuleList(
+            QResidualUnit(c, d, slope=cfg.slope, groups=c // cfg.group_width,
+                          quantized=_unit_q(q, f"{name}.units.{i}"))
+            for i, d in enumerate(cfg.dilations))
+        self.act = QLeakyReLU(c, cfg.slope, f"{name}.act" in q)
+        self.down = QCausalConv1d(c, 2 * c, 2 * stride, stride=stride,
+                                  groups=c // cfg.group_width, quantized=f"{name}.down" in q)
+
+    def forward(self, x: torch.Tensor, cache: Cache = None) -> torch.Tensor:
+        for unit in self.units:
+            x = unit(x, cache)
+        return self.down(self.act(x), cache)
+
+
+class _DecoderBlock(nn.Module):
+    def __init__(self, c: int, stride: int, cfg: LyraSoundStreamConfig, q: set[str],
+                 name: str) -> None:
+        super().__init__()
+        self.act = QLeakyReLU(c, cfg.slope, f"{name}.act" in q)
+        self.up = QCausalConvTranspose1d(c, c // 2, 2 * stride, stride=stride,
+                                         groups=c // cfg.up_group_width,
+                                         quantized=f"{name}.up" in q)
+        self.units = nn.ModuleList(
+            QResidualUnit(c // 2, d, slope=cfg.slope, groups=max(1, c // 2 // cfg.group_width),
+                          quantized=_unit_q(q, f"{name}.units.{i}"))
+            for i, d in enumerate(cfg.dilations))
+
+    def forward(self, x: torch.Tensor, cache: Cache = None) -> torch.Tensor:
+        x = self.up(self.act(x), cache)
+        for unit in self.units:
+            x = unit(x, cache)
+        return x
+
+
+class LyraEncoder(nn.Module):
+    """``(batch, 1, T)`` (T a multiple of the hop) -> ``(batch, embedding_dim, T / hop)``."""
+
+    def __init__(self, cfg: LyraSoundStreamConfig, q: set[str]) -> None:
+        super().__init__()
+        c = cfg.channels
+        self.first = QCausalConv1d(1, c, cfg.first_kernel, stride=cfg.first_stride,
+                                   quantized="encoder.first" in q)
+        blocks = []
+        for i, s in enumerate(cfg.strides):
+            blocks.append(_EncoderBlock(c, s, cfg, q, f"encoder.blocks.{i}"))
+            c *= 2
+        self.blocks = nn.ModuleList(blocks)
+        self.act = QLeakyReLU(c, cfg.slope, "encoder.act" in q)
+        self.bottleneck = QCausalConv1d(c, cfg.embedding_dim, 3, groups=cfg.bottleneck_groups,
+                                        quantized="encoder.bottleneck" in q)
+
+    def forward(self, x: torch.Tensor, cache: Cache = None) -> torch.Tensor:
+        x = self.first(x, cache)
+        for block in self.blocks:
+            x = block(x, cache)
+        return self.bottleneck(self.act(x), cache)
+
+
+class LyraDecoder(nn.Module):
+    """``(batch, embedding_dim, frames)`` -> ``(batch, 1, frames * hop)``."""
+
+    def __init__(self, cfg: LyraSoundStreamConfig, q: set[str]) -> None:
+        super().__init__()
+        c = cfg.channels * 2 ** len(cfg.strides)
+        self.bottleneck = QCausalConv1d(cfg.embedding_dim, c, 3, groups=cfg.bottleneck_groups,
+                                        quantized="decoder.bottleneck" in q)
+        blocks = []
+        for i, s in enumerate(reversed(cfg.strides)):
+            blocks.append(_DecoderBlock(c, s, cfg, q, f"decoder.blocks.{i}"))
+            c //= 2
+        self.blocks = nn.ModuleList(blocks)
+        self.act = QLeakyReLU(c, cfg.slope, "decoder.act" in q)
+        self.last = QCausalConvTranspose1d(c, 1, cfg.first_kernel, stride=cfg.first_stride,
+                                           quantized="decoder.last" in q)
+
+    def forward(self, x: torch.Tensor, cache: Cache = None) -> torch.Tensor:
+        x = self.bottleneck(x, cache)
+        for block in self.blocks:
+            x = block(x, cache)
+        return self.last(self.act(x), cache)
+
+
+class LyraSoundStream(PretrainedModel):
+    """Lyra v2's SoundStream: encoder -> 46 x 4-bit residual VQ -> decoder (16 kHz, 20 ms).
+
+    ``forward(audio)``: ``(batch, 1, T)`` or ``(batch, T)`` -> dict with ``audio``
+    ``(batch, 1, T)``, ``codes`` ``(batch, n_q_max, frames)``, ``n_q`` ``(batch,)``,
+    ``commit_loss``, ``perplexity``, ``usage`` (as
+    :class:`~audiofcn.models.soundstream.SoundStream`); ``frames = ceil(T / 320)``.
+    """
+
+    model_name = "lyra_soundstream"
+    config_class = LyraSoundStreamConfig
+
+    def __init__(self, config: LyraSoundStreamConfig | None = None) -> None:
+        config = config or LyraSoundStreamConfig()
+        super().__init__(config)
+        q = set(config.quantized)
+        self.encoder = LyraEncoder(config, q)
+        self.quantizer = ResidualVectorQuantizer(
+            config.embedding_dim, config.num_quantizers, config.codebook_size,
+            decay=config.ema_decay, dead_threshold=config.dead_code_threshold,
+            quantizer_dropout=config.quantizer_dropout)
+        self.decoder = LyraDecoder(config, q)
+
+    # --- properties (same as SoundStream, so audiofcn.codec serves both) --------------------
+    @property
+    def hop_length(self) -> int:
+        return self.config.hop_length
+
+    @property
+    def frame_rate(self) -> float:
+        return self.config.frame_rate
+
+    def bitrate(self, n_q: int) -> float:
+        return n_q * self.quantizer.bits_per_code * self.frame_rate
+
+    def n_q_for_kbps(self, kbps: float) -> int:
+        """Quantizers for ``kbps``: Lyra's 3.2, 6 and 9.2 kbps (16, 30, 46), or any multiple of
+        0.2 kbps up to 9.2."""
+        per_q = self.bitrate(1) / 1000.0
+        n_q = int(round(kbps / per_q))
+        if not (1 <= n_q <= self.config.num_quantizers and abs(n_q * per_q - kbps) < 1e-6):
+            raise ValueError(f"{kbps:g} kbps is not available: this model codes "
+                             f"{per_q:g} to {per_q * self.config.num_quantizers:g} kbps in "
+                             f"steps of {per_q:g} (Lyra's: 3.2, 6, 9.2)")
+        return n_q
+
+    # --- offline -----------------------------------------------------------------------------
+    def _as_batch(self, audio: torch.Tensor) -> torch.Tensor:
+        if audio.dim() == 1:
+            audio = audio[None, None]
+        elif audio.dim() == 2:
+            audio = audio[:, None]
+        if audio.dim() != 3 or audio.shape[1] != 1:
+            raise ValueError(f"expected audio (batch, 1, T) or (batch, T), got "
+                             f"{tuple(audio.shape)}")
+        return audio
+
+    def embed(self, audio: torch.Tensor, denoise: Any = None, cache: Cache = None
+              ) -> torch.Tensor:
+        """Encoder output: ``(batch, 1, T)`` -> ``(batch, 64, ceil(T / 320))`` (the input is
+        zero-padded on the right to whole frames). ``denoise`` is accepted for API parity and
+        must be falsy (Lyra has no denoising condition)."""
+        if denoise is not None and not isinstance(denoise, torch.Tensor) and denoise:
+            raise ValueError("the Lyra model has no denoising mode")
+        x = self._as_batch(audio)
+        x = torch.nn.functional.pad(x, (0, -x.shape[-1] % self.hop_length))
+        return self.encoder(x, cache)
+
+    def forward(self, audio: torch.Tensor, n_q: int | torch.Tensor | None = None,
+                denoise: Any = None) -> dict[str, Any]:
+        """Code and decode (training: quantizer dropout when ``n_q`` is None). Shapes:
+        ``(batch, 1, T)`` -> ``{"audio": (batch, 1, T), "codes": (batch, n, frames), ...}``."""
+        x = self._as_batch(audio)
+        q: RVQOutput = self.quantizer(self.embed(x), n_q)
+        y = self.decoder(q.quantized)[..., : x.shape[-1]]
+        return {"audio": y, "codes": q.codes, "n_q": q.n_q, "commit_loss": q.commit_loss,
+                "perplexity": q.perplexity, "usage": q.usage}
+
+    @torch.no_grad()
+    def encode(self, audio: torch.Tensor, n_q: int | None = None,
+               denoise: bool = False) -> torch.Tensor:
+        """Codes: ``(batch, 1, T)`` -> ``(batch, n_q, ceil(T / 320))`` int64."""
+        return self.quantizer.encode(self.embed(audio, denoise), n_q)
+
+    @torch.no_grad()
+    def decode(self, codes: torch.Tensor, length: int | None = None) -> torch.Tensor:
+        """Audio from codes: ``(batch, n_q, frames)`` -> ``(batch, 1, length or frames*320)``."""
+        y = self.decoder(self.quantizer.decode(codes))
+        return y if length is None else y[..., :length]
+
+    # --- streaming (audiofcn.codec.streaming) --------------------------------------------------
+    @torch.inference_mode()
+    def encode_stream(self, chunk: torch.Tensor, state: dict[str, Any], n_q: int,
+                      denoise: bool = False) -> torch.Tensor:
+        """A chunk ``(batch, 1, n)`` of any length -> codes of the frames it completed,
+        ``(batch, n_q, m)``. ``state`` is a dict owned by the caller, one per stream."""
+        x = self._as_batch(chunk)
+        pending = state.get("pending")
+        if pending is not None:
+            x = torch.cat([pending, x], dim=-1)
+        whole = x.shape[-1] - x.shape[-1] % self.hop_length
+        state["pending"] = x[..., whole:]
+        if whole == 0:
+            return torch.zeros(x.shape[0], n_q, 0, dtype=torch.long, device=x.device)
+        z = self.embed(x[..., :whole], denoise, state.setdefault("encoder", {}))
+        rvq = state.get("rvq")
+        if rvq is None:  # codebooks stacked once per stream (snapshot, like the c16 plans)
+            rvq = state["rvq"] = FrozenRVQ(self.quantizer)
+        b, d, m = z.shape
+        codes = rvq.encode(z.permute(0, 2, 1).reshape(b * m, d), n_q)
+        return codes.view(b, m, n_q).permute(0, 2, 1)
+
+    @torch.inference_mode()
+    def decode_stream(self, codes: torch.Tensor, state: dict[str, Any]) -> torch.Tensor:
+        """Codes of ``m`` frames ``(batch, n_q, m)`` -> ``(batch, 1, m * 320)`` audio."""
+        if codes.shape[-1] == 0:
+            return torch.zeros(codes.shape[0], 1, 0)
+        rvq = state.get("rvq")
+        if rvq is None:
+            rvq = state["rvq"] = FrozenRVQ(self.quantizer)
+        z = rvq.decode(codes).transpose(1, 2)  # (batch, D, m)
+        return self.decoder(z, state.setdefault("decoder", {}))
