@@ -66,9 +66,12 @@ def cancel(model, mic, ref, stream: bool = False):
 def run(args: argparse.Namespace) -> int:
     import math
 
+    from audiofcn.cli.checks import prepare_output, refuse_overwriting_inputs
     from audiofcn.cli.main import UserError
     from audiofcn.io import AudioError, audio_info, load_audio, resample, save_audio
 
+    refuse_overwriting_inputs([args.out], [args.mic, args.ref])
+    prepare_output(args.out)
     mi, ri = audio_info(args.mic), audio_info(args.ref)  # AudioError names a bad file
     if mi.sample_rate != ri.sample_rate:
         raise UserError(f"{args.ref}: sample rate {ri.sample_rate} Hz differs from the "

@@ -14,12 +14,14 @@ import argparse
 import sys
 from pathlib import Path
 
+from audiofcn.cli.checks import positive_float
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("encode", help="compress audio to a .afc file with the neural codec")
     p.add_argument("input", help="audio file (any rate/channels: resampled, mixed to mono)")
     p.add_argument("output", help="output .afc file")
-    p.add_argument("--kbps", type=float, default=6.0,
+    p.add_argument("--kbps", type=positive_float, default=6.0,
                    help="payload bitrate; the 16 kHz model codes 0.5 to 12 kbps in 0.5 steps")
     p.add_argument("--model", help="SoundStream checkpoint (default: the shipped 16 kHz model)")
     p.add_argument("--denoise", action="store_true",
@@ -39,6 +41,13 @@ def _fail(message: str) -> int:
     return 1
 
 
+def _check_paths(args: argparse.Namespace) -> None:
+    from audiofcn.cli.checks import prepare_output, refuse_overwriting_inputs
+
+    refuse_overwriting_inputs([args.output], [args.input])
+    prepare_output(args.output)
+
+
 def _model(path: str | None):  # noqa: ANN202 - lazy import keeps CLI start-up light
     from audiofcn.codec import load_codec
 
@@ -50,6 +59,7 @@ def run_encode(args: argparse.Namespace) -> int:
 
     if Path(args.output).suffix.lower() != ".afc":
         return _fail(f"{args.output}: output must end in .afc")
+    _check_paths(args)
     model = _model(args.model)
     try:
         model.n_q_for_kbps(args.kbps)
@@ -67,6 +77,7 @@ def run_encode(args: argparse.Namespace) -> int:
 def run_decode(args: argparse.Namespace) -> int:
     from audiofcn.codec import decode_file
 
+    _check_paths(args)
     model = _model(args.model)
     header = decode_file(args.input, args.output, model)  # BitstreamError is an AudioError
     print(f"{args.output}: {header.length / header.sample_rate:.2f} s at "

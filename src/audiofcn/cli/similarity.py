@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from audiofcn.cli.checks import nonnegative_float, positive_float, positive_int
 from audiofcn.cli.main import UserError
 
 PRETRAINED = Path(__file__).resolve().parents[1] / "pretrained"
@@ -22,7 +23,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     def db_arg(p: argparse.ArgumentParser) -> None:
         p.add_argument("--db", required=True, type=Path, help="catalog folder")
-        p.add_argument("--threads", type=int, default=1, help="FAISS/torch threads (default 1)")
+        p.add_argument("--threads", type=positive_int, default=1,
+                       help="FAISS/torch threads (default 1)")
 
     p = isub.add_parser("add", help="add (or update) every audio file under DIR")
     p.add_argument("dir", type=Path)
@@ -52,10 +54,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("search", help="find catalog segments that sound like a query clip")
     p.add_argument("query", type=Path, help="audio file")
     db_arg(p)
-    p.add_argument("-k", type=int, default=10, help="tracks to return (default 10)")
-    p.add_argument("--per-track", type=int, default=3, help="segments shown per track")
-    p.add_argument("--start", type=float, default=None, help="query from this second")
-    p.add_argument("--end", type=float, default=None, help="query up to this second")
+    p.add_argument("-k", type=positive_int, default=10, help="tracks to return (default 10)")
+    p.add_argument("--per-track", type=positive_int, default=3, help="segments shown per track")
+    p.add_argument("--start", type=nonnegative_float, default=None, help="query from this second")
+    p.add_argument("--end", type=positive_float, default=None, help="query up to this second")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_search)
 

@@ -205,13 +205,58 @@ def load_audio(
     return audio, int(file_sr)
 
 
+# Hidden temporary files are named ``.<name>.audiofcn-tmp-<pid>-<random><suffix>``: the pid tells
+# a killed writer's leftovers (its process is gone) from a file another run is writing now.
+_TEMP_MARK = ".audiofcn-tmp-"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True  # exists but belongs to someone else (or not a pid: leave it alone)
+    return True
+
+
+def clean_stale_temps(folder: str | os.PathLike[str]) -> list[Path]:
+    """Remove the hidden temporary files that killed writers (SIGKILL, power loss) left in
+    ``folder``; files of writers still running are kept. Returns what was removed.
+
+    Only this machine's processes can be checked: on a folder shared between machines, a temp
+    file of a live writer elsewhere whose pid is unused here would be removed (that writer's
+    rename then fails cleanly; nothing is corrupted).
+    """
+    removed: list[Path] = []
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return removed
+    for e in entries:
+        if not e.name.startswith(".") or _TEMP_MARK not in e.name:
+            continue
+        pid_text = e.name.split(_TEMP_MARK, 1)[1].split("-", 1)[0]
+        if not pid_text.isdigit() or _pid_alive(int(pid_text)):
+            continue
+        with contextlib.suppress(OSError):
+            if e.is_file(follow_symlinks=False):
+                os.unlink(e.path)
+                removed.append(Path(e.path))
+    return removed
+
+
 @contextlib.contextmanager
 def atomic_output(path: str | os.PathLike[str], suffix: str | None = None) -> Iterator[Path]:
-    """Yield a temporary path next to ``path``; rename it to ``path`` only if the block succeeds."""
+    """Yield a temporary path next to ``path``; rename it to ``path`` only if the block succeeds.
+
+    The temporary file is hidden and marked with this process's id, so
+    :func:`clean_stale_temps` can remove it if the process is killed before the rename.
+    """
     dest = Path(path)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=suffix or dest.suffix,
-                                    dir=dest.parent)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}{_TEMP_MARK}{os.getpid()}-",
+                                    suffix=suffix or dest.suffix, dir=dest.parent)
     os.close(fd)
     tmp = Path(tmp_name)
     try:
