@@ -71,17 +71,30 @@ def _declared_wav_shortfall(path: Path) -> int:
     return 0
 
 
+def frames_unknown(frames: int) -> bool:
+    """libsndfile reports 2**63 - 1 frames for a stream of unknown length (a FLAC written live,
+    whose header was never updated)."""
+    return frames >= 2**62
+
+
 def _open_info(path: Path) -> sf._SoundFileInfo:
     if not path.exists():
-        raise AudioError(path, "file not found")
+        raise AudioError(path, "file not found" if not path.is_symlink() else
+                         f"dangling link (to {os.readlink(path)})")
     if path.is_dir():
         raise AudioError(path, "is a directory, not an audio file")
+    if not path.is_file():
+        raise AudioError(path, "not a regular file (a pipe or device?)")
+    if not os.access(path, os.R_OK):
+        raise AudioError(path, "permission denied")
     if path.stat().st_size == 0:
         raise AudioError(path, "empty file (0 bytes)")
     try:
         info = sf.info(str(path))
     except (sf.LibsndfileError, RuntimeError) as err:
-        detail = str(err).split(":")[-1].strip() or "unknown format"
+        detail = str(err).split(":")[-1].strip().rstrip(".") or "unknown format"
+        if detail.lower() == "system error":  # libsndfile's word for an OS-level failure
+            detail = "cannot be opened"
         raise AudioError(path, f"not a readable audio file ({detail})") from None
     if not 1 <= info.samplerate <= MAX_SAMPLE_RATE:
         raise AudioError(path, f"unsupported sample rate {info.samplerate} Hz in the header "
@@ -97,7 +110,12 @@ def audio_info(path: str | os.PathLike[str]) -> AudioInfo:
     """Header information without decoding the samples."""
     p = Path(path)
     info = _open_info(p)
-    return AudioInfo(str(p), int(info.samplerate), int(info.channels), int(info.frames),
+    frames = int(info.frames)
+    if frames_unknown(frames):  # count by decoding (a live stream's header has no length)
+        from audiofcn.io.stream import _blocks
+
+        frames = sum(b.shape[-1] for b in _blocks(p, info, 1 << 16))
+    return AudioInfo(str(p), int(info.samplerate), int(info.channels), frames,
                      info.format, info.subtype)
 
 
@@ -144,6 +162,40 @@ def resample(audio: torch.Tensor, orig_sr: int, target_sr: int) -> torch.Tensor:
                   else torch.float32)
 
 
+def read_frames(f: sf.SoundFile, n: int, unknown_length: bool) -> np.ndarray:
+    """Up to ``n`` frames ``(frames, channels)`` float32 from an open file.
+
+    For a stream of unknown length soundfile's own read fails near the end (it seeks to update
+    its position, which libsndfile cannot do without a length), so the C call is made directly.
+    """
+    if not unknown_length:
+        return f.read(n, dtype="float32", always_2d=True)
+    buf = np.empty((n, f.channels), np.float32)
+    got = sf._snd.sf_readf_float(f._file, sf._ffi.cast("float *", buf.ctypes.data), n)
+    return buf[: max(int(got), 0)]
+
+
+def _read_unknown_length(p: Path, start: int, frames: int) -> np.ndarray:
+    """``(time, channels)`` float32 from a file whose header has no length."""
+    parts = []
+    with sf.SoundFile(str(p)) as f:
+        channels = f.channels
+        if start:  # skip by reading: seeking needs a length
+            while start > 0:
+                got = read_frames(f, min(start, 1 << 16), True).shape[0]
+                if got == 0:
+                    break
+                start -= got
+        left = frames if frames >= 0 else None
+        while left is None or left > 0:
+            block = read_frames(f, 1 << 16 if left is None else min(left, 1 << 16), True)
+            if block.shape[0] == 0:
+                break
+            parts.append(block)
+            left = None if left is None else left - block.shape[0]
+    return np.concatenate(parts) if parts else np.zeros((0, channels), np.float32)
+
+
 def load_audio(
     path: str | os.PathLike[str],
     sr: int | None = None,
@@ -179,8 +231,11 @@ def load_audio(
     start = int(round(offset * info.samplerate))
     frames = -1 if duration is None else int(round(duration * info.samplerate))
     try:
-        data, file_sr = sf.read(str(p), start=start, frames=frames, dtype="float32",
-                                always_2d=True)
+        if frames_unknown(info.frames):  # sf.read would allocate 2**63 frames: read in blocks
+            data, file_sr = _read_unknown_length(p, start, frames), info.samplerate
+        else:
+            data, file_sr = sf.read(str(p), start=start, frames=frames, dtype="float32",
+                                    always_2d=True)
     except (sf.LibsndfileError, RuntimeError) as err:
         raise AudioError(p, f"cannot decode audio ({str(err).split(':')[-1].strip()})") from None
     if data.shape[0] == 0:
@@ -188,7 +243,8 @@ def load_audio(
                          (" after offset)" if start else ")"))
     # MP3 headers only estimate the frame count, so the check is for exact formats only.
     exact_length = info.format in ("WAV", "WAVEX", "FLAC", "AIFF", "W64", "RF64")
-    if exact_length and info.frames > 0 and duration is None and start == 0 and \
+    if exact_length and 0 < info.frames and not frames_unknown(info.frames) and \
+            duration is None and start == 0 and \
             data.shape[0] < info.frames:
         raise AudioError(p, f"truncated: header says {info.frames} frames, read {data.shape[0]}")
     if not np.isfinite(data).all():
