@@ -93,8 +93,10 @@ def run(args: argparse.Namespace) -> int:
     if single:
         jobs = [(args.input, args.out)]
     else:
+        # Dangling links and other non-files with an audio suffix are kept: separate_file
+        # reports each one, rather than the folder run silently skipping it.
         files = sorted(p for p in args.input.iterdir()
-                       if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES)
+                       if p.suffix.lower() in AUDIO_SUFFIXES and not p.is_dir())
         if not files:
             raise UserError(f"{args.input}: no audio files "
                             f"({', '.join(sorted(AUDIO_SUFFIXES))})")
@@ -109,16 +111,18 @@ def run(args: argparse.Namespace) -> int:
         v, a = separate_file(args.input, args.out, model, args)
         print(f"{args.input} -> {v}, {a}")
         return 0
-    failed = 0
+    failed: list[str] = []
     for f, d in jobs:
         try:
             v, a = separate_file(f, d, model, args)
             print(f"{f} -> {v}, {a}")
         except AudioError as err:
-            failed += 1
+            failed.append(str(err))
             print(f"audiofcn: error: {err}", file=sys.stderr)
     if failed:
-        print(f"audiofcn: {failed} of {len(jobs)} files failed", file=sys.stderr)
+        print(f"{len(failed)} of {len(jobs)} file(s) failed:", file=sys.stderr)
+        for line in failed:
+            print(f"  {line}", file=sys.stderr)
     return 1 if failed else 0
 
 

@@ -109,15 +109,18 @@ def cmd_add(args: argparse.Namespace) -> int:
             info = cat.info()
     except CatalogError as err:
         raise UserError(str(err)) from None
-    for line in rep.failed:
-        print(f"skipped: {line}", file=sys.stderr)
     rate = rep.audio_seconds / max(rep.seconds, 1e-9)
     print(f"added {len(rep.added)}, updated {len(rep.updated)}, unchanged {len(rep.skipped)}, "
           f"failed {len(rep.failed)} files; {rep.segments} segments from "
           f"{rep.audio_seconds:.1f} s of audio in {rep.seconds:.1f} s ({rate:.0f}x real time); "
           f"catalog: {info['tracks']} tracks, {info['segments']} segments, "
           f"{info['index_kind']} index")
-    return 1 if rep.failed and not (rep.added or rep.updated or rep.skipped) else 0
+    if rep.failed:  # same outcome as every folder command: list the failures, exit 1
+        print(f"{len(rep.failed)} file(s) failed:", file=sys.stderr)
+        for line in rep.failed:
+            print(f"  {line}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def cmd_info(args: argparse.Namespace) -> int:
