@@ -72,6 +72,35 @@ def read_blocks(path: str | os.PathLike[str], block_frames: int = 1 << 16,
     return audio_info(p), _blocks(p, info, int(block_frames))
 
 
+class StreamResampler:
+    """Resample a stream of ``(channels, n)`` float32 blocks; the concatenated output equals
+    :func:`~audiofcn.io.audio.resample` of the whole signal (soxr, same quality), except that
+    the total length is rounded rather than rounded up. Same rates: blocks pass through."""
+
+    def __init__(self, orig_sr: int, target_sr: int, channels: int) -> None:
+        from audiofcn.io.audio import check_sample_rate
+
+        self.orig_sr = check_sample_rate(orig_sr, "input sample rate")
+        self.target_sr = check_sample_rate(target_sr, "target sample rate")
+        self.channels = channels
+        self._stream = None
+        if self.orig_sr != self.target_sr:
+            import soxr
+
+            self._stream = soxr.ResampleStream(self.orig_sr, self.target_sr, channels,
+                                               dtype="float32", quality="HQ")
+
+    def push(self, block: np.ndarray, last: bool = False) -> np.ndarray:
+        if self._stream is None:
+            return block
+        y = self._stream.resample_chunk(np.ascontiguousarray(block.T, dtype=np.float32),
+                                        last=last)
+        return np.ascontiguousarray(y.T)
+
+    def flush(self) -> np.ndarray:
+        return self.push(np.zeros((self.channels, 0), np.float32), last=True)
+
+
 class AudioWriter:
     """Append ``(channels, frames)`` blocks to ``path``, atomically.
 
@@ -122,4 +151,4 @@ class AudioWriter:
         self._stack.__exit__(exc_type, exc, tb)
 
 
-__all__ = ["AudioWriter", "read_blocks"]
+__all__ = ["AudioWriter", "StreamResampler", "read_blocks"]
