@@ -28,7 +28,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "default: soft mask")
     p.add_argument("--wiener", action="store_true", help="one Wiener refinement step")
     p.add_argument("--chunk-seconds", type=positive_float, default=20.0,
-                   help="processing chunk (bounds memory); default 20")
+                   help="processing chunk (bounds memory: the file is read, separated and "
+                        "written chunk by chunk); default 20")
     p.add_argument("--patch-hop", type=positive_int, default=1,
                    help="paper CNN only: 1 = one patch per frame (paper), 9 = disjoint patches")
     p.add_argument("--format", default="wav", choices=["wav", "flac"], help="output format")
@@ -53,24 +54,16 @@ def _load(args: argparse.Namespace):
 
 
 def separate_file(path: Path, out_dir: Path, model, args: argparse.Namespace) -> tuple[Path, Path]:
-    """Separate one file into ``out_dir``; raises :class:`AudioError` for unusable input."""
-    import torch
+    """Separate one file into ``out_dir`` chunk by chunk (memory bounded by
+    ``--chunk-seconds``, not by the file); raises :class:`AudioError` for unusable input.
+    Both stems are written to hidden temporary files and renamed at the end, so a failure
+    leaves no half pair behind; float WAV cannot clip, FLAC stems that would clip are scaled
+    together by their common peak."""
+    from audiofcn.separation.streaming import separate_to_files
 
-    from audiofcn.io import load_audio, save_audio
-    from audiofcn.separation import separate
-
-    audio, sr = load_audio(path, mono=False)
-    res = separate(audio, sr, model, threshold=args.threshold, wiener=args.wiener,
-                   chunk_seconds=args.chunk_seconds, patch_hop=args.patch_hop)
-    # Compute both stems before writing either, so a failure leaves no half pair behind.
     vocals, acc = _stem_paths(out_dir, args.format)
-    peak = float(torch.maximum(res.vocals.abs().max(), res.accompaniment.abs().max()))
-    subtype = "FLOAT" if args.format == "wav" else None  # float WAV cannot clip
-    if args.format == "flac" and peak > 1.0:  # FLAC is integer: scale both stems together
-        res.vocals /= peak
-        res.accompaniment /= peak
-    save_audio(vocals, res.vocals, sr, subtype=subtype)
-    save_audio(acc, res.accompaniment, sr, subtype=subtype)
+    separate_to_files(path, vocals, acc, model, threshold=args.threshold, wiener=args.wiener,
+                      chunk_seconds=args.chunk_seconds, patch_hop=args.patch_hop)
     return vocals, acc
 
 
