@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from audiofcn.frontend.checks import as_audio
 from audiofcn.models.base import PretrainedModel
 from audiofcn.nn.causal import (
     ELU,
@@ -145,6 +146,7 @@ class SoundStream(PretrainedModel):
 
     # --- offline -----------------------------------------------------------------------------
     def _as_batch(self, audio: torch.Tensor) -> torch.Tensor:
+        audio = as_audio(audio, expect="(batch, 1, T) or (batch, T)")
         if audio.dim() == 1:
             audio = audio[None, None]
         elif audio.dim() == 2:
@@ -188,7 +190,7 @@ class SoundStream(PretrainedModel):
     def encode(self, audio: torch.Tensor, n_q: int | None = None,
                denoise: bool = False) -> torch.Tensor:
         """Codes: ``(batch, 1, T)`` -> ``(batch, n_q, ceil(T / hop))`` int64."""
-        return self.quantizer.encode(self.embed(audio, denoise), n_q)
+        return self.quantizer.encode(self.embed(self._as_batch(audio), denoise), n_q)
 
     @torch.no_grad()
     def decode(self, codes: torch.Tensor, length: int | None = None) -> torch.Tensor:

@@ -1,0 +1,65 @@
+"""Input checks for waveforms given to frontends and models (cheap: one pass for NaN/Inf on
+whole-signal calls, shape and dtype only on streaming chunks)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+
+def _compiling() -> bool:
+    return torch.compiler.is_compiling() or torch.jit.is_tracing() or torch.jit.is_scripting()
+
+
+def as_audio(x: Any, *, expect: str = "(..., time)", min_time: int = 1,
+             finite: bool = True, name: str = "audio") -> torch.Tensor:
+    """``x`` as a floating-point tensor with time on the last axis, or a ValueError saying what
+    was expected.
+
+    Accepted: torch float tensors (float16/bfloat16/float32/float64, kept as they are) and NumPy
+    float arrays (converted without a copy). Refused: integer, bool and complex samples (scale
+    integer PCM to [-1, 1] floats first), 0-D tensors, an empty time axis, a last axis shorter
+    than ``min_time`` that looks like ``(time, channels)``, and NaN/Inf (``finite``).
+    """
+    if _compiling():
+        return x
+    if isinstance(x, np.ndarray):
+        if x.dtype.kind != "f":
+            raise ValueError(f"{name}: expected float samples of shape {expect}, got a NumPy "
+                             f"{x.dtype} array of shape {x.shape} (scale integer PCM to [-1, 1] "
+                             "floats)")
+        x = torch.from_numpy(np.ascontiguousarray(x))
+    if not isinstance(x, torch.Tensor):
+        raise ValueError(f"{name}: expected a float tensor of shape {expect}, got "
+                         f"{type(x).__name__}")
+    if not x.is_floating_point():
+        raise ValueError(f"{name}: expected a float32 (or float64) tensor of shape {expect}, "
+                         f"got {x.dtype} of shape {tuple(x.shape)} (scale integer PCM to "
+                         "[-1, 1] floats)")
+    if x.dim() == 0:
+        raise ValueError(f"{name}: expected a float tensor of shape {expect}, got a scalar")
+    t = x.shape[-1]
+    if t == 0 or x.numel() == 0:
+        raise ValueError(f"{name}: expected a float tensor of shape {expect} with samples, got "
+                         f"shape {tuple(x.shape)}")
+    if t < min_time:
+        hint = ""
+        if x.dim() >= 2 and x.shape[-2] >= min_time:
+            hint = " (time-first input? transpose (time, channels) to (channels, time))"
+        raise ValueError(f"{name}: expected a float tensor of shape {expect} with at least "
+                         f"{min_time} samples on the last axis, got shape {tuple(x.shape)}"
+                         f"{hint}")
+    if finite and not bool(torch.isfinite(x).all()):
+        raise ValueError(f"{name}: expected finite samples of shape {expect}, got NaN or Inf")
+    return x
+
+
+def check_positive(value: Any, what: str) -> None:
+    """Raise ValueError unless ``value`` is a number > 0."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise ValueError(f"{what} must be a positive number, got {value!r}")
+
+
+__all__ = ["as_audio", "check_positive"]
