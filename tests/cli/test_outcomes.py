@@ -54,3 +54,17 @@ def test_separate_folder_reports_dangling_links(tmp_path: Path,
     err = capsys.readouterr().err
     assert "gone.wav" in err and "dangling link" in err
     assert (tmp_path / "out" / "a" / "vocals.wav").exists()
+
+
+@pytest.mark.parametrize("manifest", ["missing.jsonl", "bad.jsonl"])
+def test_index_add_bad_manifest_is_an_error(tmp_path: Path, manifest: str,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    _wav(lib / "good.wav", seconds=2.0)
+    (tmp_path / "bad.jsonl").write_text("{not json\n")
+    assert main(["index", "add", str(lib), "--db", str(tmp_path / "cat"), "--manifest",
+                 str(tmp_path / manifest)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and manifest in err[0]
+    assert not (tmp_path / "cat").exists()  # nothing stored

@@ -90,6 +90,12 @@ def cmd_add(args: argparse.Namespace) -> int:
     torch.set_num_threads(args.threads)
     if not args.dir.is_dir():
         raise UserError(f"{args.dir}: not a folder")
+    if args.manifest is not None:  # an explicit manifest must be usable, not silently ignored
+        from audiofcn.io import read_manifest
+
+        if not args.manifest.is_file():
+            raise UserError(f"{args.manifest}: manifest not found")
+        read_manifest(args.manifest)  # ManifestError: one line naming the file and line
     try:
         if (args.db / Catalog.DB).exists():
             if args.model is not None:
