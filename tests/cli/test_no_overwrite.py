@@ -78,3 +78,13 @@ def test_tag_refuses_to_overwrite_an_input(tmp_path: Path,
     (tmp_path / "tags.csv").symlink_to(song)
     _refused(["tag", str(song), "--out", str(tmp_path / "tags.csv")], capsys)
     assert song.read_bytes() == before
+
+
+def test_data_manifest_refuses_to_overwrite_a_listed_file(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    root = tmp_path / "fsdd"
+    root.mkdir()
+    target = root / "3_jackson_12.wav"
+    before = _wav(target, sr=8000, seconds=0.3)
+    _refused(["data", "manifest", "fsdd", str(root), "--out", str(target)], capsys)
+    assert target.read_bytes() == before

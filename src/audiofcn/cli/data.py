@@ -64,7 +64,9 @@ def _parse_option(text: str) -> tuple[str, object]:
 
 def run_manifest(args: argparse.Namespace) -> int:
     from collections import Counter
+    from pathlib import Path
 
+    from audiofcn.cli.checks import refuse_overwriting_inputs
     from audiofcn.cli.main import UserError
     from audiofcn.data.datasets import BUILDERS, build_manifest
     from audiofcn.io.manifest import validate_manifest, write_manifest
@@ -85,6 +87,10 @@ def run_manifest(args: argparse.Namespace) -> int:
         root=args.root)
     if problems:
         raise UserError(f"{len(problems)} problem(s), first: {problems[0]}")
+    inputs = [r.resolve(args.root) for r in records]
+    inputs += [Path(args.root) / v.split("#")[0] for r in records
+               for v in (*r.stems.values(), *r.roles.values())]
+    refuse_overwriting_inputs([args.out], inputs)
     write_manifest(args.out, records)
     splits = Counter(r.split for r in records)
     print(f"wrote {len(records)} records to {args.out} (paths relative to {args.root}; "
