@@ -62,4 +62,19 @@ def check_positive(value: Any, what: str) -> None:
         raise ValueError(f"{what} must be a positive number, got {value!r}")
 
 
-__all__ = ["as_audio", "check_positive"]
+def check_stream_frame(frame: torch.Tensor, batch: int | None) -> int:
+    """O(1) checks for one frame ``(n,)`` or ``(batch, n)`` of a stream whose batch size is
+    ``batch`` (``None``: the first frame fixes it). Returns the batch size."""
+    if not frame.is_floating_point() or frame.dim() not in (1, 2):
+        raise ValueError(f"expected float frames of shape (n,) or (batch, n), got "
+                         f"{frame.dtype} of shape {tuple(frame.shape)}")
+    if frame.shape[-1] == 0:
+        raise ValueError("expected frames of shape (n,) or (batch, n) with n > 0, got 0 samples")
+    b = 1 if frame.dim() == 1 else frame.shape[0]
+    if batch is not None and b != batch:
+        raise ValueError(f"this stream has batch size {batch}, got frames of batch {b}; open a "
+                         "new stream (open_stream/reset_stream) for another batch size")
+    return b
+
+
+__all__ = ["as_audio", "check_positive", "check_stream_frame"]

@@ -30,7 +30,7 @@ import torch
 from torch import nn
 
 from audiofcn.frontend import ISTFT, STFT, STFTConfig, StreamingSTFT
-from audiofcn.frontend.checks import as_audio
+from audiofcn.frontend.checks import as_audio, check_stream_frame
 from audiofcn.frontend.streaming_istft import StreamingISTFT
 from audiofcn.models.base import PretrainedModel
 from audiofcn.models.echo_step import EchoFrameStep
@@ -357,21 +357,8 @@ class EchoStream:
         if mic_frame.shape != ref_frame.shape:
             raise ValueError(f"mic frame {tuple(mic_frame.shape)} and ref frame "
                              f"{tuple(ref_frame.shape)} differ")
-        # O(1) checks only: this runs every 10 ms.
-        if not mic_frame.is_floating_point() or mic_frame.dim() not in (1, 2):
-            raise ValueError(f"expected float frames of shape (n,) or (batch, n), got "
-                             f"{mic_frame.dtype} of shape {tuple(mic_frame.shape)}")
-        if mic_frame.shape[-1] == 0:
-            raise ValueError("expected frames of shape (n,) or (batch, n) with n > 0, got 0 "
-                             "samples")
+        self._batch = check_stream_frame(mic_frame, self._batch)  # O(1): runs every 10 ms
         squeeze = mic_frame.dim() == 1
-        batch = 1 if squeeze else mic_frame.shape[0]
-        if self._batch is None:
-            self._batch = batch
-        elif batch != self._batch:
-            raise ValueError(f"this stream has batch size {self._batch}, got frames of batch "
-                             f"{batch}; open a new stream (open_stream/reset_stream) for "
-                             "another batch size")
         both = torch.stack([mic_frame, ref_frame], dim=-2)  # (..., 2, n)
         if both.dtype != torch.float32:
             both = both.float()
