@@ -14,14 +14,16 @@ def _compiling() -> bool:
 
 
 def as_audio(x: Any, *, expect: str = "(..., time)", min_time: int = 1,
-             finite: bool = True, name: str = "audio") -> torch.Tensor:
+             time_first_below: int = 0, finite: bool = True,
+             name: str = "audio") -> torch.Tensor:
     """``x`` as a floating-point tensor with time on the last axis, or a ValueError saying what
     was expected.
 
     Accepted: torch float tensors (float16/bfloat16/float32/float64, kept as they are) and NumPy
     float arrays (converted without a copy). Refused: integer, bool and complex samples (scale
-    integer PCM to [-1, 1] floats first), 0-D tensors, an empty time axis, a last axis shorter
-    than ``min_time`` that looks like ``(time, channels)``, and NaN/Inf (``finite``).
+    integer PCM to [-1, 1] floats first), 0-D tensors, an empty time axis or one shorter
+    than ``min_time``, input that looks time-first (last axis shorter than
+    ``time_first_below`` while the one before is not), and NaN/Inf (``finite``).
     """
     if _compiling():
         return x
@@ -44,13 +46,13 @@ def as_audio(x: Any, *, expect: str = "(..., time)", min_time: int = 1,
     if t == 0 or x.numel() == 0:
         raise ValueError(f"{name}: expected a float tensor of shape {expect} with samples, got "
                          f"shape {tuple(x.shape)}")
+    if x.dim() >= 2 and t < time_first_below <= x.shape[-2]:
+        raise ValueError(f"{name}: expected a float tensor of shape {expect}, got shape "
+                         f"{tuple(x.shape)}: time-first input? transpose (time, channels) to "
+                         "(channels, time)")
     if t < min_time:
-        hint = ""
-        if x.dim() >= 2 and x.shape[-2] >= min_time:
-            hint = " (time-first input? transpose (time, channels) to (channels, time))"
         raise ValueError(f"{name}: expected a float tensor of shape {expect} with at least "
-                         f"{min_time} samples on the last axis, got shape {tuple(x.shape)}"
-                         f"{hint}")
+                         f"{min_time} samples on the last axis, got shape {tuple(x.shape)}")
     if finite and not bool(torch.isfinite(x).all()):
         raise ValueError(f"{name}: expected finite samples of shape {expect}, got NaN or Inf")
     return x

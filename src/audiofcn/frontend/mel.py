@@ -82,7 +82,7 @@ class MelSpectrogram(nn.Module):
         return torch.matmul(self.filterbank, spec)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = as_audio(x, min_time=self.config.stft.n_fft // 2 + 1)
+        x = as_audio(x, time_first_below=self.config.stft.n_fft // 2 + 1)
         if x.dtype != self.filterbank.dtype:  # e.g. float64 input: compute in the module's dtype
             x = x.to(self.filterbank.dtype)
         if x.device.type != "cpu" or x.dim() == 1:

@@ -72,8 +72,8 @@ class STFT(nn.Module):
         """``check=False`` skips the input checks (a caller that already made them)."""
         c = self.config
         if check:
-            # A signal shorter than half a frame is almost always time-first input.
-            x = as_audio(x, min_time=c.n_fft // 2 + 1)
+            # A (time, channels) signal has a last axis shorter than half a frame.
+            x = as_audio(x, time_first_below=c.n_fft // 2 + 1)
         flat, lead = _flatten(x)
         spec = torch.stft(flat, c.n_fft, c.hop_length, c.window_length, self.window,
                           center=c.center, pad_mode=c.pad_mode, return_complex=True)

@@ -48,7 +48,8 @@ class WaveformFrontend(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # A model's input layer needs more than a handful of samples: fewer is time-first input.
-        x = as_audio(x, expect="(batch, time) or (batch, 1, time)", min_time=16)
+        x = as_audio(x, expect="(batch, time) or (batch, 1, time)",
+                     time_first_below=16)
         if x.dim() == 2:
             x = x.unsqueeze(1)
         if x.dim() != 3 or x.shape[1] != 1:

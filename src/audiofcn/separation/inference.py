@@ -105,7 +105,7 @@ def chunk_sizes(model: Any, chunk_seconds: float, overlap_seconds: float) -> tup
 def vocal_chunk(piece: torch.Tensor, model: Any, stft: STFT, istft: ISTFT, *,
                 threshold: float | None, wiener: bool, patch_hop: int) -> torch.Tensor:
     """Vocals of one chunk ``(channels, n)`` at the model rate -> ``(channels, n)``."""
-    spec = stft(piece)  # (C, F, T)
+    spec = stft(piece, check=False)  # (C, F, T); the caller checked the input
     mask = model.predict_mask(spec.abs(), patch_hop=patch_hop)
     if threshold is not None:
         mask = (mask > threshold).to(mask.dtype)
