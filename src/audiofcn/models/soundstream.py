@@ -146,7 +146,6 @@ class SoundStream(PretrainedModel):
 
     # --- offline -----------------------------------------------------------------------------
     def _as_batch(self, audio: torch.Tensor) -> torch.Tensor:
-        audio = as_audio(audio, expect="(batch, 1, T) or (batch, T)")
         if audio.dim() == 1:
             audio = audio[None, None]
         elif audio.dim() == 2:
@@ -166,7 +165,8 @@ class SoundStream(PretrainedModel):
               ) -> torch.Tensor:
         """Encoder output before quantization: ``(batch, 1, T)`` -> ``(batch, D, frames)``;
         the input is zero-padded on the right to whole frames."""
-        x = self._as_batch(audio)
+        # Whole-signal entry (forward/encode; not the per-chunk stream): full input checks.
+        x = self._as_batch(as_audio(audio, expect="(batch, 1, T) or (batch, T)"))
         pad = -x.shape[-1] % self.hop_length
         x = F.pad(x, (0, pad))
         h = self.film(self.encoder(x), self._cond(denoise, x.shape[0], x.device))
@@ -190,7 +190,7 @@ class SoundStream(PretrainedModel):
     def encode(self, audio: torch.Tensor, n_q: int | None = None,
                denoise: bool = False) -> torch.Tensor:
         """Codes: ``(batch, 1, T)`` -> ``(batch, n_q, ceil(T / hop))`` int64."""
-        return self.quantizer.encode(self.embed(self._as_batch(audio), denoise), n_q)
+        return self.quantizer.encode(self.embed(audio, denoise), n_q)
 
     @torch.no_grad()
     def decode(self, codes: torch.Tensor, length: int | None = None) -> torch.Tensor:
