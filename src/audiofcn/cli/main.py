@@ -35,7 +35,7 @@ class UserError(Exception):
 def os_error_message(err: OSError) -> str:
     """``"<path>: <reason>"`` for an OSError (the destination of a failed rename, if any)."""
     path = err.filename2 if err.filename2 is not None else err.filename
-    reason = (err.strerror or str(err) or type(err).__name__).lower()
+    reason = err.strerror.lower() if err.strerror else (str(err) or type(err).__name__)
     return f"{path}: {reason}" if path is not None else reason
 
 
