@@ -92,3 +92,14 @@ def test_no_system_error_wording(tmp_path: Path) -> None:
         load_audio(path)
     assert "System error" not in str(err.value)
     assert "not a readable audio file" in str(err.value)
+
+
+def test_writer_failure_is_an_audio_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def full(self, data):
+        raise sf.LibsndfileError(0, "No space left on device")
+
+    monkeypatch.setattr(sf.SoundFile, "write", full)
+    with pytest.raises(AudioError, match="cannot write"), \
+            AudioWriter(tmp_path / "o.wav", 8000, 1) as w:
+        w.write(np.zeros((1, 10), np.float32))
+    assert list(tmp_path.iterdir()) == []

@@ -123,8 +123,12 @@ class AudioWriter:
 
     def __enter__(self) -> AudioWriter:
         tmp = self._stack.enter_context(atomic_output(self.path))
-        self._file = sf.SoundFile(str(tmp), "w", self.sample_rate, self.channels,
-                                  subtype=self.subtype, format=self.format)
+        try:
+            self._file = sf.SoundFile(str(tmp), "w", self.sample_rate, self.channels,
+                                      subtype=self.subtype, format=self.format)
+        except (sf.LibsndfileError, RuntimeError, ValueError) as err:
+            self._stack.close()
+            raise AudioError(self.path, f"cannot write audio ({err})") from None
         return self
 
     def write(self, block: torch.Tensor | np.ndarray) -> None:
@@ -137,7 +141,10 @@ class AudioWriter:
         if not np.isfinite(data).all():
             raise AudioError(self.path, "refusing to write NaN or Inf samples")
         assert self._file is not None, "use AudioWriter in a with statement"
-        self._file.write(np.ascontiguousarray(data.T, dtype=np.float32))
+        try:
+            self._file.write(np.ascontiguousarray(data.T, dtype=np.float32))
+        except (sf.LibsndfileError, RuntimeError) as err:  # e.g. the disk is full
+            raise AudioError(self.path, f"cannot write audio ({err})") from None
         self.frames += data.shape[1]
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
