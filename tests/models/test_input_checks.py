@@ -52,3 +52,15 @@ def test_soundstream_refuses_bad_audio() -> None:
                 torch.tensor(0.0), torch.full((1, 1, 320), float("nan"))):
         with pytest.raises(ValueError, match="expected"):
             model.encode(bad)
+
+
+def test_separator_refuses_integer_or_complex_spectrograms() -> None:
+    from audiofcn.frontend import STFTConfig
+    from audiofcn.models.separator import FCNSeparator, FCNSeparatorConfig
+
+    model = FCNSeparator(FCNSeparatorConfig(sample_rate=8000, stft=STFTConfig(256, 64),
+                                            channels=(4, 8))).eval()
+    for bad in (torch.zeros(1, 129, 20, dtype=torch.int16),
+                torch.zeros(1, 129, 20, dtype=torch.complex64)):
+        with pytest.raises(ValueError, match="expected float magnitudes"):
+            model.predict_mask(bad)
