@@ -49,7 +49,8 @@ def test_data_synth_command(tmp_path: Path) -> None:
 
 def test_user_errors_are_one_line_under_python_m(tmp_path: Path) -> None:
     # UserError raised by a command module must be caught when main runs as __main__.
-    out = run_cli("data", "synth", "--n", "0", "--out", str(tmp_path / "c"))
+    (tmp_path / "c").write_text("a file")
+    out = run_cli("data", "synth", "--n", "1", "--out", str(tmp_path / "c"))
     assert out.returncode == 1
-    assert out.stderr.strip().splitlines() == ["audiofcn: error: --n and --duration must be "
-                                               "positive"]
+    assert out.stderr.strip().splitlines() == [f"audiofcn: error: {tmp_path / 'c'}: exists and "
+                                               "is not a directory"]

@@ -44,10 +44,11 @@ def test_index_and_search_round_trip(setup, tmp_path: Path, capsys) -> None:
     model, music, files = setup
     db = tmp_path / "catalog"
     code, out, err = run(capsys, "index", "add", music, "--db", db, "--model", model)
-    assert code == 0 and "added 4" in out and "failed 1" in out
-    assert "bad.wav" in err and err.count("\n") == 1
+    # a folder run with a failed file exits 1 and lists it, as every command does
+    assert code == 1 and "added 4" in out and "failed 1" in out
+    assert "bad.wav" in err and err.count("\n") == 2
     code, out, _ = run(capsys, "index", "add", music, "--db", db)
-    assert code == 0 and "added 0" in out and "unchanged 4" in out
+    assert code == 1 and "added 0" in out and "unchanged 4" in out
     code, out, _ = run(capsys, "index", "info", "--db", db, "--json", "--tracks")
     info = json.loads(out)
     assert info["tracks"] == 4 and info["index_kind"] == "flat" and len(info["track_list"]) == 4
@@ -77,7 +78,7 @@ def test_errors_are_one_line(setup, tmp_path: Path, capsys) -> None:
     db = tmp_path / "catalog"
     code, _, err = run(capsys, "search", files[0], "--db", tmp_path / "none")
     assert code == 1 and "no catalog here" in err and err.count("\n") == 1
-    assert run(capsys, "index", "add", music, "--db", db, "--model", model)[0] == 0
+    assert run(capsys, "index", "add", music, "--db", db, "--model", model)[0] == 1  # bad.wav
     code, _, err = run(capsys, "search", tmp_path / "missing.wav", "--db", db)
     assert code == 1 and "file not found" in err
     code, _, err = run(capsys, "search", files[0], "--db", db, "--start", "2", "--end", "1")

@@ -13,6 +13,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from audiofcn.cli.checks import positive_float
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("aec", help="cancel acoustic echo and noise given the far-end reference",
@@ -24,6 +26,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="echo canceller checkpoint (default: the shipped model)")
     p.add_argument("--stream", action="store_true",
                    help="process in 10 ms frames through the streaming API")
+    p.add_argument("--chunk-seconds", type=positive_float, default=10.0,
+                   help="seconds read, processed and written at a time (bounds memory; the "
+                        "output does not depend on it); default 10")
     p.set_defaults(func=run)
 
 
@@ -63,12 +68,141 @@ def cancel(model, mic, ref, stream: bool = False):
         return out[delay:delay + n]
 
 
+class _OfflineChunks:
+    """The offline network over a stream: streaming STFT -> ``forward_stream`` (convolution
+    caches carried) -> streaming inverse STFT. Equals ``model.enhance`` on the whole signal."""
+
+    def __init__(self, model) -> None:
+        from audiofcn.frontend.streaming import StreamingSTFT
+        from audiofcn.frontend.streaming_istft import StreamingISTFT
+
+        self.model, self.state = model, {}
+        cfg = model.config.stft
+        self.stft, self.istft = StreamingSTFT(cfg), StreamingISTFT(cfg)
+        self.n = 0
+
+    def _frames(self, spec):
+        if spec.shape[-1] == 0:
+            return spec.real.new_zeros(0)
+        near = self.model.forward_stream(spec[0:1], spec[1:2], self.state)["near"]
+        return self.istft.push(near)[0]
+
+    def push(self, mic, ref):
+        self.n += mic.shape[-1]
+        import torch
+
+        return self._frames(self.stft.push(torch.stack([mic, ref])))
+
+    def finish(self):
+        import torch
+
+        last = self._frames(self.stft.flush())
+        return torch.cat([last, self.istft.flush(self.n)[0]])
+
+
+class _HopStream:
+    """The 10 ms streaming API over a stream of any chunk sizes: whole hops go to
+    ``EchoStream.process``; the output delay is dropped and flushed with zeros at the end, as
+    :func:`cancel` does on a whole file. In total, as many samples out as in."""
+
+    def __init__(self, model) -> None:
+        import torch
+
+        self.s, self.hop, self.delay = model.open_stream(), model.hop_length, model.output_delay
+        self.rest = torch.zeros(2, 0)
+        self.n = self.dropped = self.emitted = 0
+
+    def _run(self, both):
+        import torch
+
+        both = torch.cat([self.rest, both], -1)
+        k = both.shape[-1] // self.hop * self.hop
+        self.rest = both[:, k:]
+        out = self.s.process(both[0, :k], both[1, :k]) if k else both.new_zeros(0)
+        drop = min(self.delay - self.dropped, out.shape[-1])
+        self.dropped += drop
+        out = out[drop:][: self.n - self.emitted]
+        self.emitted += out.shape[-1]
+        return out
+
+    def push(self, mic, ref):
+        import torch
+
+        self.n += mic.shape[-1]
+        return self._run(torch.stack([mic, ref]))
+
+    def finish(self):
+        import torch
+
+        return self._run(torch.zeros(2, self.delay + (-(self.n + self.delay)) % self.hop))
+
+
+def cancel_file(model, mic_path: Path, ref_path: Path, out_path: Path, *, stream: bool = False,
+                chunk_seconds: float = 10.0) -> tuple[int, int, float, float]:
+    """Cancel echo in ``mic_path`` given ``ref_path`` chunk by chunk and write ``out_path``
+    (mono, the files' rate and length) incrementally and atomically. Memory is bounded by the
+    chunk, not by the file.
+
+    Returns ``(frames, sample_rate, mic_rms, out_rms)``.
+    """
+    import math
+
+    import numpy as np
+    import torch
+
+    from audiofcn.io import audio_info
+    from audiofcn.io.stream import AudioWriter, StreamResampler, read_blocks
+
+    mi = audio_info(mic_path)
+    file_sr, sr, total = mi.sample_rate, model.config.sample_rate, mi.frames
+    block = max(1, int(chunk_seconds * file_sr))
+    _, mic_blocks = read_blocks(mic_path, block_frames=block)
+    _, ref_blocks = read_blocks(ref_path, block_frames=block)
+    to_model = [StreamResampler(file_sr, sr, 1) for _ in range(2)]
+    back = StreamResampler(sr, file_sr, 1)
+    proc = _HopStream(model) if stream else _OfflineChunks(model)
+    mic_energy = out_energy = 0.0
+    n_model = 0
+    subtype = "FLOAT" if out_path.suffix.lower() == ".wav" else None
+    with torch.inference_mode(), AudioWriter(out_path, file_sr, 1, subtype) as w:
+        def emit(y: np.ndarray) -> None:
+            nonlocal out_energy
+            y = y[:, : total - w.frames]
+            if y.shape[-1]:
+                out_energy += float(np.square(y, dtype=np.float64).sum())
+                w.write(y)
+
+        def model_rate(m: np.ndarray, r: np.ndarray) -> None:
+            nonlocal mic_energy, n_model
+            n = min(m.shape[-1], r.shape[-1])  # the two streams give equal counts
+            mic_energy += float(np.square(m[0, :n], dtype=np.float64).sum())
+            n_model += n
+            out = proc.push(torch.from_numpy(m[0, :n]), torch.from_numpy(r[0, :n]))
+            emit(back.push(out.numpy()[None]))
+
+        for bm, br in zip(mic_blocks, ref_blocks, strict=True):
+            m, r = bm.mean(0, keepdims=True), br.mean(0, keepdims=True)
+            model_rate(to_model[0].push(m), to_model[1].push(r))
+        model_rate(to_model[0].flush(), to_model[1].flush())
+        short = -(-total * sr // file_sr) - n_model  # resample() rounds up with zeros
+        if short > 0:
+            model_rate(np.zeros((1, short), np.float32), np.zeros((1, short), np.float32))
+        emit(back.push(proc.finish().numpy()[None], last=True))
+        if w.frames < total:  # resampling rounds; pad the last sample(s) as the offline path
+            emit(np.zeros((1, total - w.frames), np.float32))
+    return total, file_sr, math.sqrt(mic_energy / max(n_model, 1)), \
+        math.sqrt(out_energy / max(total, 1))
+
+
 def run(args: argparse.Namespace) -> int:
     import math
 
+    from audiofcn.cli.checks import prepare_output, refuse_overwriting_inputs
     from audiofcn.cli.main import UserError
-    from audiofcn.io import AudioError, audio_info, load_audio, resample, save_audio
+    from audiofcn.io import audio_info
 
+    refuse_overwriting_inputs([args.out], [args.mic, args.ref])
+    prepare_output(args.out)
     mi, ri = audio_info(args.mic), audio_info(args.ref)  # AudioError names a bad file
     if mi.sample_rate != ri.sample_rate:
         raise UserError(f"{args.ref}: sample rate {ri.sample_rate} Hz differs from the "
@@ -83,20 +217,11 @@ def run(args: argparse.Namespace) -> int:
         # 10 ms hops are hundreds of tiny kernels: worker threads only add hand-off and spin
         # time (10x slower on a busy machine), so stream on one thread, as a call would.
         torch.set_num_threads(1)
-    sr = model.config.sample_rate
-    mic, file_sr = load_audio(args.mic)
-    ref, _ = load_audio(args.ref)
-    mic, ref = resample(mic, file_sr, sr)[0], resample(ref, file_sr, sr)[0]
-    out = cancel(model, mic, ref, stream=args.stream)
-    out = resample(out[None], sr, file_sr)[..., : mi.frames]
-    try:
-        save_audio(args.out, out, file_sr, subtype="FLOAT" if
-                   args.out.suffix.lower() == ".wav" else None)
-    except (OSError, ValueError, RuntimeError) as err:
-        raise AudioError(args.out, f"cannot write output ({err})") from None
-    rms = lambda x: float(x.pow(2).mean().sqrt())  # noqa: E731
-    change = 20 * math.log10(max(rms(mic), 1e-9) / max(rms(out), 1e-9))
-    print(f"{args.out}: {mi.frames / file_sr:.2f} s at {file_sr} Hz, level reduced by "
+    frames, file_sr, mic_rms, out_rms = cancel_file(
+        model, args.mic, args.ref, args.out, stream=args.stream,
+        chunk_seconds=args.chunk_seconds)
+    change = 20 * math.log10(max(mic_rms, 1e-9) / max(out_rms, 1e-9))
+    print(f"{args.out}: {frames / file_sr:.2f} s at {file_sr} Hz, level reduced by "
           f"{change:.1f} dB, algorithmic latency {model.algorithmic_latency_ms:.0f} ms")
     return 0
 

@@ -17,12 +17,14 @@ import argparse
 import sys
 from pathlib import Path
 
+from audiofcn.cli.checks import positive_float
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("encode", help="compress audio to a .afc file with the neural codec")
     p.add_argument("input", help="audio file (any rate/channels: resampled, mixed to mono)")
     p.add_argument("output", help="output .afc file")
-    p.add_argument("--kbps", type=float, default=6.0,
+    p.add_argument("--kbps", type=positive_float, default=6.0,
                    help="payload bitrate: 3.2, 6 or 9.2 with the default (Lyra) model, any "
                    "multiple of 0.2 up to 9.2; the c16 model codes 0.5 to 12 in 0.5 steps")
     p.add_argument("--model", help="codec model: 'lyra' (default, port of Lyra v2), 'c16' "
@@ -45,6 +47,13 @@ def _fail(message: str) -> int:
     return 1
 
 
+def _check_paths(args: argparse.Namespace) -> None:
+    from audiofcn.cli.checks import prepare_output, refuse_overwriting_inputs
+
+    refuse_overwriting_inputs([args.output], [args.input])
+    prepare_output(args.output)
+
+
 def _model(path: str | None):  # noqa: ANN202 - lazy import keeps CLI start-up light
     from audiofcn.codec import load_codec
 
@@ -56,6 +65,7 @@ def run_encode(args: argparse.Namespace) -> int:
 
     if Path(args.output).suffix.lower() != ".afc":
         return _fail(f"{args.output}: output must end in .afc")
+    _check_paths(args)
     model = _model(args.model)
     try:
         model.n_q_for_kbps(args.kbps)
@@ -76,6 +86,7 @@ def run_encode(args: argparse.Namespace) -> int:
 def run_decode(args: argparse.Namespace) -> int:
     from audiofcn.codec import decode_file
 
+    _check_paths(args)
     model = _model(args.model) if args.model else None
     header = decode_file(args.input, args.output, model)  # BitstreamError is an AudioError
     print(f"{args.output}: {header.length / header.sample_rate:.2f} s at "

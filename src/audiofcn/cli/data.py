@@ -4,19 +4,22 @@ from __future__ import annotations
 
 import argparse
 
+from audiofcn.cli.checks import positive_float, positive_int
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("data", help="built-in data")
     dsub = p.add_subparsers(dest="data_command", metavar="SUBCOMMAND", required=True)
     s = dsub.add_parser("synth", help="render seeded multi-instrument songs with exact "
                         "stems and tags (no downloads)")
-    s.add_argument("--n", type=int, default=200, help="number of songs (default 200)")
+    s.add_argument("--n", type=positive_int, default=200, help="number of songs (default 200)")
     s.add_argument("--out", required=True, help="output folder (audio/, manifest.jsonl)")
     s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--duration", type=float, default=8.0, help="seconds per song")
-    s.add_argument("--sr", type=int, default=16000, help="sample rate")
+    s.add_argument("--duration", type=positive_float, default=8.0, help="seconds per song")
+    s.add_argument("--sr", type=positive_int, default=16000, help="sample rate")
     s.add_argument("--stems", action="store_true", help="also write each part's stem")
-    s.add_argument("--workers", type=int, default=None, help="render processes (default: cores)")
+    s.add_argument("--workers", type=positive_int, default=None,
+                   help="render processes (default: cores)")
     s.set_defaults(func=run_synth)
 
     m = dsub.add_parser("manifest", help="build a JSONL manifest from a local copy of a "
@@ -32,11 +35,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_synth(args: argparse.Namespace) -> int:
-    from audiofcn.cli.main import UserError
+    from audiofcn.cli.checks import prepare_output
     from audiofcn.data.synth import SynthConfig, synth_catalog
 
-    if args.n <= 0 or args.duration <= 0:
-        raise UserError("--n and --duration must be positive")
+    prepare_output(args.out, folder=True)
     records = synth_catalog(args.out, args.n, seed=args.seed,
                             config=SynthConfig(sample_rate=args.sr, duration=args.duration),
                             with_stems=args.stems, workers=args.workers)
@@ -62,7 +64,9 @@ def _parse_option(text: str) -> tuple[str, object]:
 
 def run_manifest(args: argparse.Namespace) -> int:
     from collections import Counter
+    from pathlib import Path
 
+    from audiofcn.cli.checks import refuse_overwriting_inputs
     from audiofcn.cli.main import UserError
     from audiofcn.data.datasets import BUILDERS, build_manifest
     from audiofcn.io.manifest import validate_manifest, write_manifest
@@ -83,6 +87,10 @@ def run_manifest(args: argparse.Namespace) -> int:
         root=args.root)
     if problems:
         raise UserError(f"{len(problems)} problem(s), first: {problems[0]}")
+    inputs = [r.resolve(args.root) for r in records]
+    inputs += [Path(args.root) / v.split("#")[0] for r in records
+               for v in (*r.stems.values(), *r.roles.values())]
+    refuse_overwriting_inputs([args.out], inputs)
     write_manifest(args.out, records)
     splits = Counter(r.split for r in records)
     print(f"wrote {len(records)} records to {args.out} (paths relative to {args.root}; "

@@ -16,17 +16,22 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def describe(path: str) -> dict[str, object]:
-    from audiofcn.io.audio import audio_info, load_audio
+    """Header fields and levels, reading the file in blocks (any length, any channel count)."""
+    from audiofcn.io.stream import read_blocks
 
-    info = audio_info(path)
-    audio, sr = load_audio(path, mono=False)
-    peak = float(audio.abs().max())
-    rms = float(audio.pow(2).mean().sqrt())
-    return {"path": path, "duration_s": round(info.duration, 4), "sample_rate": sr,
-            "channels": info.channels, "frames": info.frames, "format": info.format,
-            "subtype": info.subtype, "peak": round(peak, 6), "rms": round(rms, 6),
-            "peak_dbfs": round(20 * math.log10(max(peak, 1e-12)), 2),
-            "rms_dbfs": round(20 * math.log10(max(rms, 1e-12)), 2)}
+    info, blocks = read_blocks(path)
+    peak, energy, n = 0.0, 0.0, 0
+    for b in blocks:
+        peak = max(peak, float(abs(b).max()))
+        energy += float((b.astype("float64") ** 2).sum())
+        n += b.size
+    rms = math.sqrt(energy / max(n, 1))
+    return {"path": path, "duration_s": round(info.duration, 4),
+            "sample_rate": info.sample_rate, "channels": info.channels, "frames": info.frames,
+            "format": info.format, "subtype": info.subtype, "peak": round(peak, 6),
+            "rms": round(rms, 6), "peak_dbfs": round(20 * math.log10(max(peak, 1e-12)), 2),
+            "rms_dbfs": round(20 * math.log10(max(rms, 1e-12)), 2),
+            "silent": peak == 0.0}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -43,7 +48,10 @@ def run(args: argparse.Namespace) -> int:
         if args.json:
             print(json.dumps(d))
         else:
+            note = ", silent (all samples zero)" if d["silent"] else ""
+            if d["frames"] == 1:
+                note += ", 1 sample only"
             print(f"{d['path']}: {d['duration_s']:.3f} s, {d['sample_rate']} Hz, "
                   f"{d['channels']} ch, {d['format']}/{d['subtype']}, "
-                  f"peak {d['peak_dbfs']:.1f} dBFS, RMS {d['rms_dbfs']:.1f} dBFS")
+                  f"peak {d['peak_dbfs']:.1f} dBFS, RMS {d['rms_dbfs']:.1f} dBFS{note}")
     return 1 if failures else 0

@@ -33,6 +33,13 @@ class UserError(Exception):
     """An error to report in one line (bad input, missing file) rather than as a traceback."""
 
 
+def os_error_message(err: OSError) -> str:
+    """``"<path>: <reason>"`` for an OSError (the destination of a failed rename, if any)."""
+    path = err.filename2 if err.filename2 is not None else err.filename
+    reason = err.strerror.lower() if err.strerror else (str(err) or type(err).__name__)
+    return f"{path}: {reason}" if path is not None else reason
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="audiofcn",
@@ -55,11 +62,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     from audiofcn.io.manifest import ManifestError
     from audiofcn.models.base import CheckpointError
 
-    expected = (UserError, AudioError, ManifestError, CheckpointError, FileNotFoundError)
+    expected = (UserError, AudioError, ManifestError, CheckpointError)
     try:
         return int(args.func(args) or 0)
     except expected as err:
         print(f"audiofcn: error: {err}", file=sys.stderr)
+        return 1
+    except OSError as err:  # unwritable output, full disk, missing file: one line, no traceback
+        print(f"audiofcn: error: {os_error_message(err)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("audiofcn: interrupted", file=sys.stderr)

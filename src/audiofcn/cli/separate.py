@@ -11,6 +11,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from audiofcn.cli.checks import finite_float, positive_float, positive_int
+
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif"}
 
 
@@ -22,13 +24,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", default=None,
                    help="separator checkpoint, or a shipped separator's name: separator_fcn "
                         "(default) or separator_fcn_ccby (trained on redistributable audio only)")
-    p.add_argument("--threshold", type=float, default=None,
+    p.add_argument("--threshold", type=finite_float, default=None,
                    help="binarise the vocal mask at this value (the paper: 0.35 / 0.15); "
                         "default: soft mask")
     p.add_argument("--wiener", action="store_true", help="one Wiener refinement step")
-    p.add_argument("--chunk-seconds", type=float, default=20.0,
-                   help="processing chunk (bounds memory); default 20")
-    p.add_argument("--patch-hop", type=int, default=1,
+    p.add_argument("--chunk-seconds", type=positive_float, default=20.0,
+                   help="processing chunk (bounds memory: the file is read, separated and "
+                        "written chunk by chunk); default 20")
+    p.add_argument("--patch-hop", type=positive_int, default=1,
                    help="paper CNN only: 1 = one patch per frame (paper), 9 = disjoint patches")
     p.add_argument("--format", default="wav", choices=["wav", "flac"], help="output format")
     p.set_defaults(func=run)
@@ -53,29 +56,25 @@ def _load(args: argparse.Namespace):
 
 
 def separate_file(path: Path, out_dir: Path, model, args: argparse.Namespace) -> tuple[Path, Path]:
-    """Separate one file into ``out_dir``; raises :class:`AudioError` for unusable input."""
-    import torch
+    """Separate one file into ``out_dir`` chunk by chunk (memory bounded by
+    ``--chunk-seconds``, not by the file); raises :class:`AudioError` for unusable input.
+    Both stems are written to hidden temporary files and renamed at the end, so a failure
+    leaves no half pair behind; float WAV cannot clip, FLAC stems that would clip are scaled
+    together by their common peak."""
+    from audiofcn.separation.streaming import separate_to_files
 
-    from audiofcn.io import load_audio, save_audio
-    from audiofcn.separation import separate
-
-    audio, sr = load_audio(path, mono=False)
-    res = separate(audio, sr, model, threshold=args.threshold, wiener=args.wiener,
-                   chunk_seconds=args.chunk_seconds, patch_hop=args.patch_hop)
-    # Compute both stems before writing either, so a failure leaves no half pair behind.
-    vocals = out_dir / f"vocals.{args.format}"
-    acc = out_dir / f"accompaniment.{args.format}"
-    peak = float(torch.maximum(res.vocals.abs().max(), res.accompaniment.abs().max()))
-    subtype = "FLOAT" if args.format == "wav" else None  # float WAV cannot clip
-    if args.format == "flac" and peak > 1.0:  # FLAC is integer: scale both stems together
-        res.vocals /= peak
-        res.accompaniment /= peak
-    save_audio(vocals, res.vocals, sr, subtype=subtype)
-    save_audio(acc, res.accompaniment, sr, subtype=subtype)
+    vocals, acc = _stem_paths(out_dir, args.format)
+    separate_to_files(path, vocals, acc, model, threshold=args.threshold, wiener=args.wiener,
+                      chunk_seconds=args.chunk_seconds, patch_hop=args.patch_hop)
     return vocals, acc
 
 
+def _stem_paths(out_dir: Path, fmt: str) -> tuple[Path, Path]:
+    return out_dir / f"vocals.{fmt}", out_dir / f"accompaniment.{fmt}"
+
+
 def run(args: argparse.Namespace) -> int:
+    from audiofcn.cli.checks import prepare_output, refuse_overwriting_inputs
     from audiofcn.cli.main import UserError
     from audiofcn.io import AudioError
 
@@ -85,25 +84,40 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--threshold must be between 0 and 1, got {args.threshold}")
     if args.chunk_seconds < 1.0:
         raise UserError(f"--chunk-seconds must be at least 1, got {args.chunk_seconds}")
+    single = args.input.is_file()
+    if single:
+        jobs = [(args.input, args.out)]
+    else:
+        # Dangling links and other non-files with an audio suffix are kept: separate_file
+        # reports each one, rather than the folder run silently skipping it.
+        files = sorted(p for p in args.input.iterdir()
+                       if p.suffix.lower() in AUDIO_SUFFIXES and not p.is_dir())
+        if not files:
+            raise UserError(f"{args.input}: no audio files "
+                            f"({', '.join(sorted(AUDIO_SUFFIXES))})")
+        jobs = [(f, args.out / f.stem) for f in files]
+    refuse_overwriting_inputs([o for _, d in jobs for o in _stem_paths(d, args.format)],
+                              [f for f, _ in jobs])
+    prepare_output(args.out, folder=True)
+    for _, d in jobs:
+        prepare_output(d, folder=True)
     model = _load(args)
-    if args.input.is_file():
+    if single:
         v, a = separate_file(args.input, args.out, model, args)
         print(f"{args.input} -> {v}, {a}")
         return 0
-    files = sorted(p for p in args.input.iterdir()
-                   if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES)
-    if not files:
-        raise UserError(f"{args.input}: no audio files ({', '.join(sorted(AUDIO_SUFFIXES))})")
-    failed = 0
-    for f in files:
+    failed: list[str] = []
+    for f, d in jobs:
         try:
-            v, a = separate_file(f, args.out / f.stem, model, args)
+            v, a = separate_file(f, d, model, args)
             print(f"{f} -> {v}, {a}")
         except AudioError as err:
-            failed += 1
+            failed.append(str(err))
             print(f"audiofcn: error: {err}", file=sys.stderr)
     if failed:
-        print(f"audiofcn: {failed} of {len(files)} files failed", file=sys.stderr)
+        print(f"{len(failed)} of {len(jobs)} file(s) failed:", file=sys.stderr)
+        for line in failed:
+            print(f"  {line}", file=sys.stderr)
     return 1 if failed else 0
 
 

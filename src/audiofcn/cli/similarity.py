@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from audiofcn.cli.checks import nonnegative_float, positive_float, positive_int
 from audiofcn.cli.main import UserError
 
 PRETRAINED = Path(__file__).resolve().parents[1] / "pretrained"
@@ -22,7 +23,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     def db_arg(p: argparse.ArgumentParser) -> None:
         p.add_argument("--db", required=True, type=Path, help="catalog folder")
-        p.add_argument("--threads", type=int, default=1, help="FAISS/torch threads (default 1)")
+        p.add_argument("--threads", type=positive_int, default=1,
+                       help="FAISS/torch threads (default 1)")
 
     p = isub.add_parser("add", help="add (or update) every audio file under DIR")
     p.add_argument("dir", type=Path)
@@ -53,10 +55,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("search", help="find catalog segments that sound like a query clip")
     p.add_argument("query", type=Path, help="audio file")
     db_arg(p)
-    p.add_argument("-k", type=int, default=10, help="tracks to return (default 10)")
-    p.add_argument("--per-track", type=int, default=3, help="segments shown per track")
-    p.add_argument("--start", type=float, default=None, help="query from this second")
-    p.add_argument("--end", type=float, default=None, help="query up to this second")
+    p.add_argument("-k", type=positive_int, default=10, help="tracks to return (default 10)")
+    p.add_argument("--per-track", type=positive_int, default=3, help="segments shown per track")
+    p.add_argument("--start", type=nonnegative_float, default=None, help="query from this second")
+    p.add_argument("--end", type=positive_float, default=None, help="query up to this second")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_search)
 
@@ -122,6 +124,12 @@ def cmd_add(args: argparse.Namespace) -> int:
     torch.set_num_threads(args.threads)
     if not args.dir.is_dir():
         raise UserError(f"{args.dir}: not a folder")
+    if args.manifest is not None:  # an explicit manifest must be usable, not silently ignored
+        from audiofcn.io import read_manifest
+
+        if not args.manifest.is_file():
+            raise UserError(f"{args.manifest}: manifest not found")
+        read_manifest(args.manifest)  # ManifestError: one line naming the file and line
     try:
         if (args.db / Catalog.DB).exists():
             if args.model is not None:
@@ -148,15 +156,18 @@ def cmd_add(args: argparse.Namespace) -> int:
             info = cat.info()
     except CatalogError as err:
         raise UserError(str(err)) from None
-    for line in rep.failed:
-        print(f"skipped: {line}", file=sys.stderr)
     rate = rep.audio_seconds / max(rep.seconds, 1e-9)
     print(f"added {len(rep.added)}, updated {len(rep.updated)}, unchanged {len(rep.skipped)}, "
           f"failed {len(rep.failed)} files; {rep.segments} segments from "
           f"{rep.audio_seconds:.1f} s of audio in {rep.seconds:.1f} s ({rate:.0f}x real time); "
           f"catalog: {info['tracks']} tracks, {info['segments']} segments, "
           f"{info['index_kind']} index")
-    return 1 if rep.failed and not (rep.added or rep.updated or rep.skipped) else 0
+    if rep.failed:  # same outcome as every folder command: list the failures, exit 1
+        print(f"{len(rep.failed)} file(s) failed:", file=sys.stderr)
+        for line in rep.failed:
+            print(f"  {line}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def cmd_info(args: argparse.Namespace) -> int:

@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from audiofcn.cli.checks import positive_float, positive_int
 from audiofcn.cli.main import UserError
 
 # Same as audiofcn.tagging.DEFAULT_TAGGER (a test checks); not imported, to keep the CLI's
@@ -34,12 +35,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="shipped tagger name (see `audiofcn models`) or a .safetensors "
                         f"checkpoint (default {DEFAULT_TAGGER}: 50 Million Song Dataset tags "
                         f"for real music; {SYNTH_TAGGER}: instruments/tempo/mode)")
-    p.add_argument("--top", type=int, default=5, help="tags to list per track (default 5)")
+    p.add_argument("--top", type=positive_int, default=5, help="tags to list per track (default 5)")
     p.add_argument("--out", help="write results to .csv or .json (default: print)")
-    p.add_argument("--batch-size", type=int, default=16, help="chunks per forward pass")
-    p.add_argument("--hop", type=float, default=None,
+    p.add_argument("--batch-size", type=positive_int, default=16, help="chunks per forward pass")
+    p.add_argument("--hop", type=positive_float, default=None,
                    help="seconds between chunk starts (default: the chunk length, no overlap)")
-    p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    p.add_argument("--threads", type=positive_int, default=1, help="torch threads (default 1)")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=run_tag)
 
@@ -95,13 +96,14 @@ def run_tag(args: argparse.Namespace) -> int:
     import torch
     from tqdm import tqdm
 
+    from audiofcn.cli.checks import prepare_output, refuse_overwriting_inputs
     from audiofcn.io import AudioError
     from audiofcn.tagging import find_audio_files, tag_files
 
     if args.out and Path(args.out).suffix.lower() not in (".csv", ".json"):
         raise UserError(f"{args.out}: output must end in .csv or .json")
-    if args.top < 1:
-        raise UserError("--top must be at least 1")
+    if args.out:
+        prepare_output(args.out)
     torch.set_num_threads(args.threads)
     for item in args.inputs:
         if not Path(item).exists():
@@ -109,6 +111,8 @@ def run_tag(args: argparse.Namespace) -> int:
     files = find_audio_files(args.inputs)
     if not files:
         raise UserError(f"no audio files found in {', '.join(args.inputs)}")
+    if args.out:
+        refuse_overwriting_inputs([args.out], [*args.inputs, *files])
     model = load_tagger(args.model)
     hop = int(args.hop * model.config.sample_rate) if args.hop else None
     results, failures = [], []

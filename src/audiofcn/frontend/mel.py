@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from audiofcn.frontend.checks import as_audio, check_positive
 from audiofcn.frontend.stft import Spectrogram, STFTConfig
 
 
@@ -70,6 +71,8 @@ class MelSpectrogram(nn.Module):
     def __init__(self, config: MelConfig | None = None) -> None:
         super().__init__()
         self.config = config or MelConfig()
+        check_positive(self.config.sample_rate, "MelConfig.sample_rate")
+        check_positive(self.config.n_mels, "MelConfig.n_mels")
         self.spectrogram = Spectrogram(self.config.stft, power=self.config.power)
         fb = mel_filterbank(self.config)
         # Bins above the last non-zero filter weight never contribute: skip them in the matmul.
@@ -80,7 +83,7 @@ class MelSpectrogram(nn.Module):
         self._sparse_filterbank: torch.Tensor | None = None
 
     def _mel(self, x: torch.Tensor) -> torch.Tensor:
-        spec = self.spectrogram(x)[..., : self.n_used_bins, :]
+        spec = self.spectrogram(x, check=False)[..., : self.n_used_bins, :]
         if spec.dim() == 2 and spec.device.type == "cpu" and not torch.compiler.is_compiling():
             # Each FFT bin feeds at most two triangles, so ~98% of the filterbank is zeros:
             # a sparse product does ~1/50 of the multiply-adds (6x faster here, same values).
@@ -91,6 +94,9 @@ class MelSpectrogram(nn.Module):
         return torch.matmul(self.filterbank, spec)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = as_audio(x, time_first_below=self.config.stft.n_fft // 2 + 1)
+        if x.dtype != self.filterbank.dtype:  # e.g. float64 input: compute in the module's dtype
+            x = x.to(self.filterbank.dtype)
         if x.device.type != "cpu" or x.dim() == 1:
             return self._mel(x)
         # On CPU a whole batch's complex spectra (tens of MB) fall out of cache and are

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from audiofcn.frontend.checks import as_audio
+
 
 @dataclass
 class STFTConfig:
@@ -28,7 +30,19 @@ class STFTConfig:
         return self.win_length or self.n_fft
 
 
+def check_stft_config(cfg: STFTConfig) -> None:
+    """ValueError for sizes no transform can use."""
+    for what, v in (("n_fft", cfg.n_fft), ("hop_length", cfg.hop_length),
+                    ("window_length", cfg.window_length)):
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise ValueError(f"STFTConfig.{what} must be a positive integer, got {v!r}")
+    if cfg.window_length > cfg.n_fft:
+        raise ValueError(f"STFTConfig.win_length must not exceed n_fft ({cfg.n_fft}), got "
+                         f"{cfg.window_length}")
+
+
 def make_window(cfg: STFTConfig) -> torch.Tensor:
+    check_stft_config(cfg)
     win = torch.hann_window(cfg.window_length, periodic=True)
     if cfg.window == "sqrt_hann":
         win = win.sqrt()
@@ -38,8 +52,6 @@ def make_window(cfg: STFTConfig) -> torch.Tensor:
 
 
 def _flatten(x: torch.Tensor) -> tuple[torch.Tensor, torch.Size]:
-    if x.dim() == 0:
-        raise ValueError("expected audio of shape (..., time), got a scalar")
     lead = x.shape[:-1]
     return x.reshape(-1, x.shape[-1]), lead
 
@@ -56,8 +68,12 @@ class STFT(nn.Module):
         self.config = config or STFTConfig()
         self.register_buffer("window", make_window(self.config), persistent=False)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, check: bool = True) -> torch.Tensor:
+        """``check=False`` skips the input checks (a caller that already made them)."""
         c = self.config
+        if check:
+            # A (time, channels) signal has a last axis shorter than half a frame.
+            x = as_audio(x, time_first_below=c.n_fft // 2 + 1)
         flat, lead = _flatten(x)
         spec = torch.stft(flat, c.n_fft, c.hop_length, c.window_length, self.window,
                           center=c.center, pad_mode=c.pad_mode, return_complex=True)
@@ -105,8 +121,8 @@ class Spectrogram(nn.Module):
     def config(self) -> STFTConfig:
         return self.stft.config
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        p = power_from_complex(self.stft(x))
+    def forward(self, x: torch.Tensor, check: bool = True) -> torch.Tensor:
+        p = power_from_complex(self.stft(x, check=check))
         if self.power == 2.0:
             return p
         return p.pow(self.power / 2.0)

@@ -50,6 +50,9 @@ class StreamingSTFT:
 
     def push(self, chunk: torch.Tensor) -> torch.Tensor:
         c = self.config
+        if not chunk.is_floating_point() or chunk.dim() == 0:  # O(1): no per-sample checks
+            raise ValueError(f"expected a float chunk of shape (..., time), got {chunk.dtype} "
+                             f"of shape {tuple(chunk.shape)}")
         if self._buffer is None:
             pad = c.n_fft // 2 if c.center else 0
             self._buffer = F.pad(chunk, (pad, 0))

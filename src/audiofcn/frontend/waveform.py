@@ -8,6 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from audiofcn.frontend.checks import as_audio, check_positive
+
 
 def frame_waveform(x: torch.Tensor, frame_length: int, hop_length: int,
                    pad_end: bool = False) -> torch.Tensor:
@@ -42,8 +44,12 @@ class WaveformFrontend(nn.Module):
     def __init__(self, config: WaveformConfig | None = None) -> None:
         super().__init__()
         self.config = config or WaveformConfig()
+        check_positive(self.config.sample_rate, "WaveformConfig.sample_rate")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # A model's input layer needs more than a handful of samples: fewer is time-first input.
+        x = as_audio(x, expect="(batch, time) or (batch, 1, time)",
+                     time_first_below=16)
         if x.dim() == 2:
             x = x.unsqueeze(1)
         if x.dim() != 3 or x.shape[1] != 1:

@@ -19,6 +19,8 @@ import soundfile as sf
 import torch
 
 MAX_CHANNELS = 2
+# Highest rate any file may declare (768 kHz DXD); a larger header value is corrupt.
+MAX_SAMPLE_RATE = 768_000
 
 
 class AudioError(ValueError):
@@ -69,18 +71,34 @@ def _declared_wav_shortfall(path: Path) -> int:
     return 0
 
 
+def frames_unknown(frames: int) -> bool:
+    """libsndfile reports 2**63 - 1 frames for a stream of unknown length (a FLAC written live,
+    whose header was never updated)."""
+    return frames >= 2**62
+
+
 def _open_info(path: Path) -> sf._SoundFileInfo:
     if not path.exists():
-        raise AudioError(path, "file not found")
+        raise AudioError(path, "file not found" if not path.is_symlink() else
+                         f"dangling link (to {os.readlink(path)})")
     if path.is_dir():
         raise AudioError(path, "is a directory, not an audio file")
+    if not path.is_file():
+        raise AudioError(path, "not a regular file (a pipe or device?)")
+    if not os.access(path, os.R_OK):
+        raise AudioError(path, "permission denied")
     if path.stat().st_size == 0:
         raise AudioError(path, "empty file (0 bytes)")
     try:
         info = sf.info(str(path))
     except (sf.LibsndfileError, RuntimeError) as err:
-        detail = str(err).split(":")[-1].strip() or "unknown format"
+        detail = str(err).split(":")[-1].strip().rstrip(".") or "unknown format"
+        if detail.lower() == "system error":  # libsndfile's word for an OS-level failure
+            detail = "cannot be opened"
         raise AudioError(path, f"not a readable audio file ({detail})") from None
+    if not 1 <= info.samplerate <= MAX_SAMPLE_RATE:
+        raise AudioError(path, f"unsupported sample rate {info.samplerate} Hz in the header "
+                         f"(1 to {MAX_SAMPLE_RATE} Hz)")
     missing = _declared_wav_shortfall(path)
     if missing:
         raise AudioError(path, f"truncated WAV: data chunk is {missing} bytes short of its "
@@ -92,17 +110,90 @@ def audio_info(path: str | os.PathLike[str]) -> AudioInfo:
     """Header information without decoding the samples."""
     p = Path(path)
     info = _open_info(p)
-    return AudioInfo(str(p), int(info.samplerate), int(info.channels), int(info.frames),
+    frames = int(info.frames)
+    if frames_unknown(frames):  # count by decoding (a live stream's header has no length)
+        from audiofcn.io.stream import _blocks
+
+        frames = sum(b.shape[-1] for b in _blocks(p, info, 1 << 16))
+    return AudioInfo(str(p), int(info.samplerate), int(info.channels), frames,
                      info.format, info.subtype)
 
 
+def check_sample_rate(sr: object, what: str = "sample rate") -> int:
+    """``sr`` as an int if it is a whole number of Hz in [1, ``MAX_SAMPLE_RATE``]."""
+    if isinstance(sr, bool) or not isinstance(sr, (int, np.integer)) or \
+            not 1 <= int(sr) <= MAX_SAMPLE_RATE:
+        raise ValueError(f"{what} must be a whole number of Hz from 1 to {MAX_SAMPLE_RATE}, "
+                         f"got {sr!r}")
+    return int(sr)
+
+
 def resample(audio: torch.Tensor, orig_sr: int, target_sr: int) -> torch.Tensor:
-    """Band-limited resampling along the last axis (torchaudio's windowed sinc)."""
+    """Band-limited resampling along the last axis with ``soxr`` (high quality preset).
+
+    ``(..., time)`` -> ``(..., ceil(time * target_sr / orig_sr))``, same dtype and device.
+    soxr's polyphase filters cost about the same for any rate pair, unlike a direct windowed-sinc
+    kernel whose size grows with the reduced ratio (44101 -> 16000 Hz needed > 8 GB). Not
+    differentiable (it runs on the CPU in NumPy).
+
+    Raises:
+        ValueError: a rate outside 1 Hz .. ``MAX_SAMPLE_RATE``, or audio without a time axis.
+    """
+    orig_sr = check_sample_rate(orig_sr, "input sample rate")
+    target_sr = check_sample_rate(target_sr, "target sample rate")
     if orig_sr == target_sr:
         return audio
-    import torchaudio.functional as taf  # torchaudio import is slow; pay only when resampling
+    if audio.dim() == 0:
+        raise ValueError("expected audio of shape (..., time), got a scalar")
+    import soxr
 
-    return taf.resample(audio, orig_sr, target_sr)
+    n = audio.shape[-1]
+    n_out = -(-n * target_sr // orig_sr)
+    lead = audio.shape[:-1]
+    if n == 0 or audio.numel() == 0:
+        return audio.new_zeros(*lead, n_out)
+    dtype = np.float64 if audio.dtype == torch.float64 else np.float32
+    flat = audio.detach().reshape(-1, n).cpu().numpy().astype(dtype, copy=False)
+    # soxr wants (time, channels); every row of the batch is one channel.
+    y = soxr.resample(np.ascontiguousarray(flat.T), orig_sr, target_sr, quality="HQ")
+    y = y[:n_out] if y.shape[0] >= n_out else np.pad(y, ((0, n_out - y.shape[0]), (0, 0)))
+    out = torch.from_numpy(np.ascontiguousarray(y.T)).reshape(*lead, n_out)
+    return out.to(device=audio.device, dtype=audio.dtype if audio.is_floating_point()
+                  else torch.float32)
+
+
+def read_frames(f: sf.SoundFile, n: int, unknown_length: bool) -> np.ndarray:
+    """Up to ``n`` frames ``(frames, channels)`` float32 from an open file.
+
+    For a stream of unknown length soundfile's own read fails near the end (it seeks to update
+    its position, which libsndfile cannot do without a length), so the C call is made directly.
+    """
+    if not unknown_length:
+        return f.read(n, dtype="float32", always_2d=True)
+    buf = np.empty((n, f.channels), np.float32)
+    got = sf._snd.sf_readf_float(f._file, sf._ffi.cast("float *", buf.ctypes.data), n)
+    return buf[: max(int(got), 0)]
+
+
+def _read_unknown_length(p: Path, start: int, frames: int) -> np.ndarray:
+    """``(time, channels)`` float32 from a file whose header has no length."""
+    parts = []
+    with sf.SoundFile(str(p)) as f:
+        channels = f.channels
+        if start:  # skip by reading: seeking needs a length
+            while start > 0:
+                got = read_frames(f, min(start, 1 << 16), True).shape[0]
+                if got == 0:
+                    break
+                start -= got
+        left = frames if frames >= 0 else None
+        while left is None or left > 0:
+            block = read_frames(f, 1 << 16 if left is None else min(left, 1 << 16), True)
+            if block.shape[0] == 0:
+                break
+            parts.append(block)
+            left = None if left is None else left - block.shape[0]
+    return np.concatenate(parts) if parts else np.zeros((0, channels), np.float32)
 
 
 def load_audio(
@@ -140,8 +231,11 @@ def load_audio(
     start = int(round(offset * info.samplerate))
     frames = -1 if duration is None else int(round(duration * info.samplerate))
     try:
-        data, file_sr = sf.read(str(p), start=start, frames=frames, dtype="float32",
-                                always_2d=True)
+        if frames_unknown(info.frames):  # sf.read would allocate 2**63 frames: read in blocks
+            data, file_sr = _read_unknown_length(p, start, frames), info.samplerate
+        else:
+            data, file_sr = sf.read(str(p), start=start, frames=frames, dtype="float32",
+                                    always_2d=True)
     except (sf.LibsndfileError, RuntimeError) as err:
         raise AudioError(p, f"cannot decode audio ({str(err).split(':')[-1].strip()})") from None
     if data.shape[0] == 0:
@@ -149,7 +243,8 @@ def load_audio(
                          (" after offset)" if start else ")"))
     # MP3 headers only estimate the frame count, so the check is for exact formats only.
     exact_length = info.format in ("WAV", "WAVEX", "FLAC", "AIFF", "W64", "RF64")
-    if exact_length and info.frames > 0 and duration is None and start == 0 and \
+    if exact_length and 0 < info.frames and not frames_unknown(info.frames) and \
+            duration is None and start == 0 and \
             data.shape[0] < info.frames:
         raise AudioError(p, f"truncated: header says {info.frames} frames, read {data.shape[0]}")
     if not np.isfinite(data).all():
@@ -158,18 +253,66 @@ def load_audio(
     if mono and audio.shape[0] > 1:
         audio = audio.mean(dim=0, keepdim=True)
     if sr is not None and sr != file_sr:
-        audio = resample(audio, int(file_sr), int(sr))
+        try:
+            audio = resample(audio, int(file_sr), int(sr))
+        except (ValueError, RuntimeError, MemoryError) as err:
+            raise AudioError(p, f"cannot resample {file_sr} -> {sr} Hz ({err})") from None
         file_sr = sr
     return audio, int(file_sr)
 
 
+# Hidden temporary files are named ``.<name>.audiofcn-tmp-<pid>-<random><suffix>``: the pid tells
+# a killed writer's leftovers (its process is gone) from a file another run is writing now.
+_TEMP_MARK = ".audiofcn-tmp-"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True  # exists but belongs to someone else (or not a pid: leave it alone)
+    return True
+
+
+def clean_stale_temps(folder: str | os.PathLike[str]) -> list[Path]:
+    """Remove the hidden temporary files that killed writers (SIGKILL, power loss) left in
+    ``folder``; files of writers still running are kept. Returns what was removed.
+
+    Only this machine's processes can be checked: on a folder shared between machines, a temp
+    file of a live writer elsewhere whose pid is unused here would be removed (that writer's
+    rename then fails cleanly; nothing is corrupted).
+    """
+    removed: list[Path] = []
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return removed
+    for e in entries:
+        if not e.name.startswith(".") or _TEMP_MARK not in e.name:
+            continue
+        pid_text = e.name.split(_TEMP_MARK, 1)[1].split("-", 1)[0]
+        if not pid_text.isdigit() or _pid_alive(int(pid_text)):
+            continue
+        with contextlib.suppress(OSError):
+            if e.is_file(follow_symlinks=False):
+                os.unlink(e.path)
+                removed.append(Path(e.path))
+    return removed
+
+
 @contextlib.contextmanager
 def atomic_output(path: str | os.PathLike[str], suffix: str | None = None) -> Iterator[Path]:
-    """Yield a temporary path next to ``path``; rename it to ``path`` only if the block succeeds."""
+    """Yield a temporary path next to ``path``; rename it to ``path`` only if the block succeeds.
+
+    The temporary file is hidden and marked with this process's id, so
+    :func:`clean_stale_temps` can remove it if the process is killed before the rename.
+    """
     dest = Path(path)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=suffix or dest.suffix,
-                                    dir=dest.parent)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}{_TEMP_MARK}{os.getpid()}-",
+                                    suffix=suffix or dest.suffix, dir=dest.parent)
     os.close(fd)
     tmp = Path(tmp_name)
     try:

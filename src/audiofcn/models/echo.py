@@ -30,6 +30,7 @@ import torch
 from torch import nn
 
 from audiofcn.frontend import ISTFT, STFT, STFTConfig, StreamingSTFT
+from audiofcn.frontend.checks import as_audio, check_stream_frame
 from audiofcn.frontend.streaming_istft import StreamingISTFT
 from audiofcn.models.base import PretrainedModel
 from audiofcn.models.echo_step import EchoFrameStep
@@ -310,6 +311,8 @@ class EchoCanceller(PretrainedModel):
 
     def enhance(self, mic: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
         """Offline: ``(batch, time)`` microphone and reference -> ``(batch, time)`` near-end."""
+        mic = as_audio(mic, expect="(batch, time)", name="mic")
+        ref = as_audio(ref, expect="(batch, time)", name="ref")
         if mic.shape != ref.shape:
             raise ValueError(f"mic {tuple(mic.shape)} and ref {tuple(ref.shape)} differ")
         spec = self(self.stft(mic), self.stft(ref))["near"]
@@ -379,6 +382,7 @@ class EchoStream:
         self._prev: torch.Tensor | None = None  # hop path: previous input hop (B, 2, hop)
         self._tail: torch.Tensor | None = None  # hop path: overlap-add tail (B, hop)
         self._pending: torch.Tensor | None = None  # delay line so each call returns n samples
+        self._batch: int | None = None  # fixed by the first call
 
     @torch.inference_mode()
     def process(self, mic_frame: torch.Tensor, ref_frame: torch.Tensor) -> torch.Tensor:
@@ -388,6 +392,7 @@ class EchoStream:
         if mic_frame.shape != ref_frame.shape:
             raise ValueError(f"mic frame {tuple(mic_frame.shape)} and ref frame "
                              f"{tuple(ref_frame.shape)} differ")
+        self._batch = check_stream_frame(mic_frame, self._batch)  # O(1): runs every 10 ms
         squeeze = mic_frame.dim() == 1
         both = torch.stack([mic_frame, ref_frame], dim=-2)  # (..., 2, n)
         if both.dtype != torch.float32:

@@ -45,6 +45,9 @@ class _InputTransform(nn.Module):
 
     def forward(self, mag: torch.Tensor) -> torch.Tensor:
         """``(batch, freq, frames)`` -> ``(batch, 1, freq, frames)``."""
+        if not mag.is_floating_point() or mag.is_complex():
+            raise ValueError(f"expected float magnitudes (batch, freq, frames) (e.g. "
+                             f"STFT(...)(audio).abs()), got {mag.dtype}")
         x = torch.log1p(mag) if self.log_input else mag
         return self.norm(x.unsqueeze(1))
 

@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from audiofcn.frontend.checks import as_audio
 from audiofcn.models.base import PretrainedModel
 from audiofcn.nn.causal import (
     ELU,
@@ -164,7 +165,8 @@ class SoundStream(PretrainedModel):
               ) -> torch.Tensor:
         """Encoder output before quantization: ``(batch, 1, T)`` -> ``(batch, D, frames)``;
         the input is zero-padded on the right to whole frames."""
-        x = self._as_batch(audio)
+        # Whole-signal entry (forward/encode; not the per-chunk stream): full input checks.
+        x = self._as_batch(as_audio(audio, expect="(batch, 1, T) or (batch, T)"))
         pad = -x.shape[-1] % self.hop_length
         x = F.pad(x, (0, pad))
         h = self.film(self.encoder(x), self._cond(denoise, x.shape[0], x.device))

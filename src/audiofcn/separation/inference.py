@@ -110,6 +110,25 @@ def _fade_weights(n: int, fade: int, first: bool, last: bool) -> torch.Tensor:
     return w
 
 
+def chunk_sizes(model: Any, chunk_seconds: float, overlap_seconds: float) -> tuple[int, int]:
+    """``(chunk, overlap)`` in samples at the model rate, whole STFT hops."""
+    cfg = model.config
+    sr, hop = cfg.sample_rate, cfg.stft.hop_length
+    chunk = max(int(chunk_seconds * sr) // hop * hop, 4 * cfg.stft.n_fft)
+    return chunk, min(int(overlap_seconds * sr) // hop * hop, chunk // 2)
+
+
+def vocal_chunk(piece: torch.Tensor, model: Any, stft: STFT, istft: ISTFT, *,
+                threshold: float | None, wiener: bool, patch_hop: int) -> torch.Tensor:
+    """Vocals of one chunk ``(channels, n)`` at the model rate -> ``(channels, n)``."""
+    spec = stft(piece, check=False)  # (C, F, T); the caller checked the input
+    mask = model.predict_mask(spec.abs(), patch_hop=patch_hop)
+    if threshold is not None:
+        mask = (mask > threshold).to(mask.dtype)
+    vocal_spec = wiener_refine(spec, mask) if wiener else spec * mask
+    return istft(vocal_spec, length=piece.shape[-1])
+
+
 @torch.inference_mode()
 def separate_vocals_at_model_rate(audio: torch.Tensor, model: Any, *,
                                   threshold: float | None = None, wiener: bool = False,
@@ -121,24 +140,17 @@ def separate_vocals_at_model_rate(audio: torch.Tensor, model: Any, *,
     ``overlap_seconds`` and are cross-faded linearly. Returns ``(channels, time)``.
     """
     cfg = model.config
-    sr, hop = cfg.sample_rate, cfg.stft.hop_length
     stft, istft = STFT(cfg.stft), ISTFT(cfg.stft)
     total = audio.shape[-1]
-    chunk = max(int(chunk_seconds * sr) // hop * hop, 4 * cfg.stft.n_fft)
-    overlap = min(int(overlap_seconds * sr) // hop * hop, chunk // 2)
+    chunk, overlap = chunk_sizes(model, chunk_seconds, overlap_seconds)
     step = chunk - overlap
     out = torch.zeros_like(audio)
     norm = torch.zeros(total)
     start = 0
     while True:
         end = min(start + chunk, total)
-        piece = audio[:, start:end]
-        spec = stft(piece)  # (C, F, T)
-        mask = model.predict_mask(spec.abs(), patch_hop=patch_hop)
-        if threshold is not None:
-            mask = (mask > threshold).to(mask.dtype)
-        vocal_spec = wiener_refine(spec, mask) if wiener else spec * mask
-        est = istft(vocal_spec, length=end - start)
+        est = vocal_chunk(audio[:, start:end], model, stft, istft, threshold=threshold,
+                          wiener=wiener, patch_hop=patch_hop)
         w = _fade_weights(end - start, overlap, start == 0, end == total)
         out[:, start:end] += est * w
         norm[start:end] += w
