@@ -35,6 +35,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--approx-threshold", type=int, default=100_000,
                    help="segments above which an approximate index is used (new catalog)")
     p.add_argument("--approx-kind", choices=["ivfpq", "hnsw"], default="ivfpq")
+    from audiofcn.cli.cluster import add_engine_args
+
+    add_engine_args(p)  # --engine {local,ray}, --address, ...
     p.set_defaults(func=cmd_add)
     p = isub.add_parser("info", help="summarise a catalog")
     db_arg(p)
@@ -102,8 +105,13 @@ def cmd_add(args: argparse.Namespace) -> int:
                                  approx_threshold=args.approx_threshold,
                                  approx_kind=args.approx_kind, threads=args.threads)
         with cat:
-            rep = cat.add_folder(args.dir, progress=sys.stderr.isatty(),
-                                 manifest=args.manifest)
+            if getattr(args, "engine", "local") == "ray":
+                from audiofcn.cli.cluster import add_folder_ray
+
+                rep = add_folder_ray(cat, args)
+            else:
+                rep = cat.add_folder(args.dir, progress=sys.stderr.isatty(),
+                                     manifest=args.manifest)
             info = cat.info()
     except CatalogError as err:
         raise UserError(str(err)) from None
