@@ -16,6 +16,7 @@ shard folder ``<catalog>/.shards/add`` and recomputes only unfinished shards.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from pathlib import Path
@@ -113,6 +114,8 @@ def add_folder_ray(cat: Catalog, folder: str | os.PathLike[str],
             if pending:
                 cat._commit_tracks(pending, tags, report)
             plan.remove()
+            with contextlib.suppress(OSError):
+                plan.root.parent.rmdir()  # .shards/, when nothing else is in it
         cat._maybe_compact()
     report.seconds = time.perf_counter() - t0
     return report
