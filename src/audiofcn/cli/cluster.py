@@ -122,3 +122,59 @@ def add_folder_ray(cat: Any, args: argparse.Namespace) -> Any:
     _connect(args)
     return add(cat, args.dir, manifest=args.manifest, shard_size=args.shard_size,
                workers=args.workers, gpus_per_worker=args.gpus_per_worker)
+
+
+def register_build_ivf(isub: argparse._SubParsersAction,
+                       db_arg: Any) -> None:
+    """``audiofcn index build-ivf``: the on-disk IVF-PQ index for large catalogs."""
+    p = isub.add_parser("build-ivf", help="build the on-disk IVF-PQ index (large catalogs; "
+                        "read-only opens search with it): trained on a sample, filled in "
+                        "shards, merged (docs/scale.md)")
+    db_arg(p)
+    p.add_argument("--nlist", type=int, default=None, help="IVF lists (default 2^round(log2 √N))")
+    p.add_argument("--m", type=int, default=32, help="PQ sub-quantisers (bytes a vector)")
+    p.add_argument("--nbits", type=int, default=8, help="bits per PQ code (default 8)")
+    p.add_argument("--opq", action="store_true", help="learn an OPQ rotation first")
+    p.add_argument("--nprobe", type=int, default=32, help="lists scanned per query")
+    p.add_argument("--train-size", type=int, default=None, help="training sample size")
+    p.add_argument("--vectors-per-shard", type=int, default=1_000_000)
+    p.add_argument("--engine", choices=["local", "ray"], default="local",
+                   help="ray: fill the shards in Ray tasks")
+    p.add_argument("--address", default=None, help="Ray cluster to join (default: local)")
+    p.add_argument("--workers", type=int, default=None, help="Ray tasks in flight / 2")
+    p.set_defaults(func=cmd_build_ivf)
+
+
+def cmd_build_ivf(args: argparse.Namespace) -> int:
+    from audiofcn.cli.similarity import _open
+    from audiofcn.index import CatalogError
+    from audiofcn.index.ondisk import IVFPQParams, build_catalog_ivf, local_filler, ray_filler
+
+    for name in ("nlist", "train_size", "workers"):
+        if getattr(args, name) is not None and getattr(args, name) < 1:
+            raise UserError(f"--{name.replace('_', '-')} must be at least 1")
+    if args.m < 1 or args.nprobe < 1 or args.vectors_per_shard < 1:
+        raise UserError("--m, --nprobe and --vectors-per-shard must be at least 1")
+    if not 1 <= args.nbits <= 16:
+        raise UserError("--nbits must be between 1 and 16")
+    params = IVFPQParams(nlist=args.nlist, m=args.m, nbits=args.nbits, opq=args.opq,
+                         nprobe=args.nprobe, train_size=args.train_size)
+    filler = local_filler
+    if args.engine == "ray":
+        _check_engine_args(argparse.Namespace(workers=args.workers, shard_size=1,
+                                              gpus_per_worker=0.0))
+        _connect(argparse.Namespace(address=args.address, workers=args.workers))
+        filler = ray_filler(args.workers)
+    with _open(args.db, writable=True, threads=args.threads) as cat:
+        if cat.dim % args.m:
+            raise UserError(f"--m {args.m} must divide the embedding dimension {cat.dim}")
+        try:
+            rep = build_catalog_ivf(cat, params, args.vectors_per_shard, filler)
+        except CatalogError as err:
+            raise UserError(str(err)) from None
+    p = rep["params"]
+    print(f"built IVF{p['nlist']},PQ{p['m']}x{p['nbits']}{' +OPQ' if p['opq'] else ''} over "
+          f"{rep['segments']} segments -> {args.db}/ivf (train {rep['train_s']:.1f} s, fill "
+          f"{rep['fill_s']:.1f} s, merge {rep['merge_s']:.1f} s); searches of read-only opens "
+          "use it until the catalog changes")
+    return 0

@@ -51,6 +51,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = isub.add_parser("rebuild", help="rebuild the FAISS index from the stored embeddings")
     db_arg(p)
     p.set_defaults(func=cmd_rebuild)
+    from audiofcn.cli.cluster import register_build_ivf
+
+    register_build_ivf(isub, db_arg)  # index build-ivf: on-disk IVF-PQ for large catalogs
 
     p = sub.add_parser("search", help="find catalog segments that sound like a query clip")
     p.add_argument("query", type=Path, help="audio file")
