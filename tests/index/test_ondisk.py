@@ -36,7 +36,7 @@ def test_sharded_build_recall_and_ids(tmp_path: Path) -> None:
     assert set(times) == {"train_s", "fill_s", "merge_s"}
     head = read_ondisk_header(tmp_path / "ivf")
     assert head["ntotal"] == 6000 and head["generation"] == 5
-    assert head["factory"] == "IVF32,PQ8x6"
+    assert head["factory"] == "IVF32,PQ8x6np"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ivf"]  # no temp folders left
     index = open_ondisk(tmp_path / "ivf")
     _, got = index.search(queries, 10)

@@ -63,7 +63,9 @@ class IVFPQParams:
         if d % self.m:
             raise ValueError(f"PQ sub-quantisers m={self.m} must divide the dimension {d}")
         pre = f"OPQ{self.m}," if self.opq else ""
-        return f"{pre}IVF{self.nlist},PQ{self.m}x{self.nbits}"
+        # "np": no polysemous training (a slow code-reordering step that only helps Hamming
+        # pre-filtering, which the catalog does not use).
+        return f"{pre}IVF{self.nlist},PQ{self.m}x{self.nbits}np"
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
