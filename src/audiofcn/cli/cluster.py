@@ -137,6 +137,9 @@ def register_build_ivf(isub: argparse._SubParsersAction,
     p.add_argument("--opq", action="store_true", help="learn an OPQ rotation first")
     p.add_argument("--nprobe", type=int, default=32, help="lists scanned per query")
     p.add_argument("--train-size", type=int, default=None, help="training sample size")
+    p.add_argument("--refine-factor", type=int, default=8,
+                   help="re-rank k x this many PQ candidates with float16 vectors kept on disk "
+                        "(d*2 bytes a segment); 0: PQ scores only")
     p.add_argument("--vectors-per-shard", type=int, default=1_000_000)
     p.add_argument("--engine", choices=["local", "ray"], default="local",
                    help="ray: fill the shards in Ray tasks")
@@ -153,12 +156,15 @@ def cmd_build_ivf(args: argparse.Namespace) -> int:
     for name in ("nlist", "train_size", "workers"):
         if getattr(args, name) is not None and getattr(args, name) < 1:
             raise UserError(f"--{name.replace('_', '-')} must be at least 1")
+    if args.refine_factor < 0:
+        raise UserError("--refine-factor must not be negative")
     if args.m < 1 or args.nprobe < 1 or args.vectors_per_shard < 1:
         raise UserError("--m, --nprobe and --vectors-per-shard must be at least 1")
     if not 1 <= args.nbits <= 16:
         raise UserError("--nbits must be between 1 and 16")
     params = IVFPQParams(nlist=args.nlist, m=args.m, nbits=args.nbits, opq=args.opq,
-                         nprobe=args.nprobe, train_size=args.train_size)
+                         nprobe=args.nprobe, train_size=args.train_size,
+                         refine_factor=args.refine_factor)
     filler = local_filler
     if args.engine == "ray":
         _check_engine_args(argparse.Namespace(workers=args.workers, shard_size=1,

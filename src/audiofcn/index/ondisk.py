@@ -16,9 +16,15 @@ A finished index is a folder, written under a temporary name and renamed into pl
     header.json     {"version", "generation", "params", "ntotal", "dim", "factory"}
     index.faiss     the trained index whose inverted lists point at lists.ivfdata
     lists.ivfdata   the merged inverted lists (codes + ids), memory-mapped at search time
+    refine.ids      int64 ids, ascending, and
+    refine.f16      their vectors as float16 (d·2 bytes each), memory-mapped: the exact
+                    re-ranking of the PQ shortlist (``refine_factor`` > 0)
 
-Search keeps FAISS's API (``index.search(queries, k) -> (scores, ids)``); scores are PQ
-approximations of the inner product. A catalog opened read-only uses ``<catalog>/ivf`` when it
+Search keeps FAISS's API (``index.search(queries, k) -> (scores, ids)``). PQ codes alone cap
+recall@10 well below 1 on dense clusters (benchmarks/index_scale.py), so by default the
+``k·refine_factor`` best PQ candidates are re-scored with their float16 vectors, read from the
+memory-mapped file: on disk that costs d·2 bytes a vector (256 B at d=128), and only the
+shortlist's rows are read per query. A catalog opened read-only uses ``<catalog>/ivf`` when it
 was built for the catalog's current generation (``audiofcn index build-ivf``).
 """
 
@@ -53,11 +59,13 @@ class IVFPQParams:
     opq: bool = False
     nprobe: int = 32
     train_size: int | None = None  # None: max(64·nlist, 256·2^nbits) sample vectors
+    refine_factor: int = 8  # re-rank k·refine_factor PQ candidates exactly; 0: PQ scores only
 
     def resolved(self, n: int) -> IVFPQParams:
         nlist = self.nlist or max(1, 2 ** round(math.log2(max(1.0, math.sqrt(n)))))
         train = self.train_size or max(64 * nlist, 256 * 2 ** self.nbits)
-        return IVFPQParams(nlist, self.m, self.nbits, self.opq, self.nprobe, min(train, n))
+        return IVFPQParams(nlist, self.m, self.nbits, self.opq, self.nprobe, min(train, n),
+                           self.refine_factor)
 
     def factory(self, d: int) -> str:
         if d % self.m:
@@ -125,6 +133,7 @@ def build_ondisk(out_dir: str | os.PathLike[str], sample: np.ndarray, chunks: Ch
         blob = faiss.serialize_index(trained).tobytes()
         t = time.perf_counter()
         shard_files = []
+        chunks = _keep_for_refine(chunks, tmp) if params.refine_factor else chunks
         for i, shard in enumerate(filler(blob, iter(chunks))):
             f = tmp / f"shard-{i:05d}.faiss"
             f.write_bytes(shard)
@@ -150,6 +159,59 @@ def build_ondisk(out_dir: str | os.PathLike[str], sample: np.ndarray, chunks: Ch
     return times
 
 
+def _keep_for_refine(chunks: Chunks, folder: Path) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Pass the chunks on, appending their ids and float16 vectors to the re-ranking files."""
+    last = -1
+    with open(folder / "refine.ids", "wb") as fi, open(folder / "refine.f16", "wb") as fv:
+        for ids, vecs in chunks:
+            ids = np.ascontiguousarray(ids, dtype=np.int64)
+            if len(ids) and (ids[0] <= last or np.any(np.diff(ids) <= 0)):
+                raise ValueError("re-ranking needs ids in ascending order across the chunks")
+            last = int(ids[-1]) if len(ids) else last
+            fi.write(ids.tobytes())
+            fv.write(np.ascontiguousarray(vecs, dtype=np.float16).tobytes())
+            yield ids, vecs
+
+
+class RefinedIndex:
+    """An on-disk IVF-PQ index whose shortlist is re-ranked with memory-mapped float16 vectors.
+    ``search(q (n, d), k) -> (scores (n, k), ids (n, k))`` like a FAISS index; ``k_factor``
+    = 0 returns the PQ results as they are."""
+
+    def __init__(self, index: Any, folder: Path, k_factor: int) -> None:
+        self.index = index
+        self.ntotal = int(index.ntotal)
+        self.d = int(index.d)
+        self.k_factor = k_factor
+        self.ids = np.memmap(folder / "refine.ids", dtype=np.int64, mode="r")
+        self.vecs = np.memmap(folder / "refine.f16", dtype=np.float16, mode="r",
+                              shape=(len(self.ids), self.d))
+
+    def search(self, q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        q = np.ascontiguousarray(q, dtype=np.float32).reshape(-1, self.d)
+        if not self.k_factor:
+            return self.index.search(q, k)
+        _, cand = self.index.search(q, min(self.ntotal, k * self.k_factor))
+        scores = np.full((len(q), k), -np.inf, np.float32)
+        ids = np.full((len(q), k), -1, np.int64)
+        for r, row in enumerate(cand):
+            row = np.unique(row[row >= 0])  # sorted: the memmap rows are read in file order
+            if not len(row):
+                continue
+            pos = np.searchsorted(self.ids, row)
+            s = self.vecs[pos].astype(np.float32) @ q[r]
+            top = np.argsort(-s, kind="stable")[:k]
+            scores[r, :len(top)], ids[r, :len(top)] = s[top], row[top]
+        return scores, ids
+
+
+def set_nprobe(index: Any, nprobe: int) -> None:
+    import faiss
+
+    ivf = faiss.extract_index_ivf(index.index if isinstance(index, RefinedIndex) else index)
+    ivf.nprobe = min(nprobe, ivf.nlist)
+
+
 def read_ondisk_header(path: str | os.PathLike[str]) -> dict[str, Any] | None:
     try:
         head = json.loads((Path(path) / "header.json").read_text())
@@ -167,9 +229,9 @@ def open_ondisk(path: str | os.PathLike[str], nprobe: int | None = None) -> Any:
     if head is None:
         raise FileNotFoundError(f"{p}: no on-disk IVF-PQ index here")
     index = faiss.read_index(str(p / "index.faiss"), faiss.IO_FLAG_ONDISK_SAME_DIR)
-    ivf = faiss.extract_index_ivf(index)
-    ivf.nprobe = min(nprobe or head["params"]["nprobe"], ivf.nlist)
-    return index
+    set_nprobe(index, nprobe or head["params"]["nprobe"])
+    k_factor = head["params"].get("refine_factor", 0)
+    return RefinedIndex(index, p, k_factor) if k_factor else index
 
 
 def ray_filler(workers: int | None = None) -> Filler:
