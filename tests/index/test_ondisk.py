@@ -77,13 +77,17 @@ def test_catalog_build_ivf_and_generation(tmp_path: Path, capsys: pytest.Capture
     kind, exact = tops()
     hits = [t == f.name for t, f in zip(exact, songs, strict=True)]
     assert kind == "flat" and np.mean(hits) > 0.9
-    assert main(["index", "build-ivf", "--db", str(db), "--nlist", "4", "--m", "8",
-                 "--nbits", "4", "--vectors-per-shard", "200", "--nprobe", "4"]) == 0
-    kind, approx = tops()
-    agree = np.mean([a == e for a, e in zip(approx, exact, strict=True)])
+    ivf = ["index", "build-ivf", "--db", str(db), "--nlist", "4", "--m", "8", "--nbits", "4",
+           "--vectors-per-shard", "200", "--nprobe", "4"]
+    assert main([*ivf, "--refine-factor", "0"]) == 0
+    kind, pq_only = tops()
+    agree = np.mean([a == e for a, e in zip(pq_only, exact, strict=True)])
     # 4-byte codes (16 centroids per 2 dims) of an untrained 16-d toy net whose vectors all
-    # lie close together: 0.41 of the top tracks agree with exact search (chance: 1/22)
+    # lie close together: 0.41 of the top tracks agree with exact search (chance: 1/22) ...
     assert kind == "ivfpq_ondisk" and agree > 0.25, agree
+    assert main(ivf) == 0  # ... and all of them once the shortlist is re-ranked (fp16)
+    kind, refined = tops()
+    assert kind == "ivfpq_ondisk" and refined == exact
     with Catalog.open(db) as cat:
         assert cat.index.ntotal == cat.num_segments() == 682
     with Catalog.open(db, writable=True) as cat:  # writers keep the in-memory index
