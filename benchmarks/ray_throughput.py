@@ -62,9 +62,23 @@ def main() -> int:
     emb = ROOT / "src" / "audiofcn" / "pretrained" / "embedding_small.safetensors"
     rows = []
 
+    marks: list[float] = []
+    clock = {"t0": 0.0}
+
+    def mark(_: int) -> None:
+        marks.append(time.perf_counter() - clock["t0"])
+
     def row(task: str, engine: str, workers: int, seconds: float) -> None:
+        # steady state: tracks after the first finished shard over the time since it finished
+        # (leaves out actor start-up and model loading)
+        steady = None
+        if len(marks) > 1 and marks[-1] > marks[0]:
+            steady = round((len(marks) - 1) * args.shard_size / (marks[-1] - marks[0]), 3)
+        first = round(marks[0], 1) if marks else None
+        marks.clear()
         rows.append({"task": task, "engine": engine, "workers": workers,
                      "seconds": round(seconds, 1), "tracks_per_s": round(len(files) / seconds, 3),
+                     "first_shard_s": first, "steady_tracks_per_s": steady,
                      "audio_x_realtime": round(len(files) * args.seconds / seconds, 1),
                      "load1": round(os.getloadavg()[0], 1)})
         print(rows[-1], flush=True)
@@ -81,29 +95,31 @@ def main() -> int:
     connect(None, num_cpus=2)
     for w in (int(x) for x in args.workers.split(",")):
         with tempfile.TemporaryDirectory(dir=args.work) as tmp:
-            t0 = time.perf_counter()
+            t0 = clock["t0"] = time.perf_counter()
             run = tag_sharded(model, files, Path(tmp) / "shards", shard_size=args.shard_size,
-                              workers=w)
+                              workers=w, on_shard=mark)
             row("tag", "ray", w, time.perf_counter() - t0)
             assert len(run.results) == len(files)
-            t0 = time.perf_counter()
+            t0 = clock["t0"] = time.perf_counter()
             with Catalog.create(Path(tmp) / "cat", emb, threads=1) as cat:
                 rep = add_folder_ray(cat, songs / "audio", shard_size=args.shard_size,
-                                     workers=w)
+                                     workers=w, on_shard=mark)
             row("index add", "ray", w, time.perf_counter() - t0)
             assert len(rep.added) == len(files)
             shutil.rmtree(tmp, ignore_errors=True)
     ray.shutdown()
     print(f"\n{len(files)} songs x {args.seconds:g} s; shards of {args.shard_size}; wall clock; "
           f"{os.cpu_count()} CPUs shared\n")
-    print("| task | engine | workers | seconds | tracks/s | x real time | speed-up vs 1 worker "
-          "| load (1 min) |\n|---|---|---|---|---|---|---|---|")
+    print("| task | engine | workers | job s | tracks/s (job) | x real time | speed-up vs 1 "
+          "worker | first shard s | tracks/s after it | load (1 min) |\n"
+          "|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         one = next(x for x in rows if x["task"] == r["task"] and x["engine"] == r["engine"]
                    and x["workers"] == 1)
         print(f"| {r['task']} | {r['engine']} | {r['workers']} | {r['seconds']} | "
               f"{r['tracks_per_s']} | {r['audio_x_realtime']} | "
-              f"{one['seconds'] / r['seconds']:.2f}x | {r['load1']} |")
+              f"{one['seconds'] / r['seconds']:.2f}x | {r['first_shard_s'] or '-'} | "
+              f"{r['steady_tracks_per_s'] or '-'} | {r['load1']} |")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({"songs": len(files), "seconds": args.seconds,

@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -65,7 +66,8 @@ class EmbedWorker:
 
 def add_folder_ray(cat: Catalog, folder: str | os.PathLike[str],
                    manifest: str | os.PathLike[str] | None = None, shard_size: int = 16,
-                   workers: int | None = None, gpus_per_worker: float = 0.0) -> AddReport:
+                   workers: int | None = None, gpus_per_worker: float = 0.0,
+                   on_shard: Callable[[int], None] | None = None) -> AddReport:
     """Like :meth:`Catalog.add_folder`, with the embedding done on the connected Ray cluster
     (see :func:`audiofcn.cluster.engine.connect`). Same files skipped, same ids, same index."""
     from audiofcn.cluster.engine import run_plan
@@ -97,7 +99,7 @@ def add_folder_ray(cat: Catalog, folder: str | os.PathLike[str],
                                               [str(p) for p, _, _ in todo], shard_size, meta)
             run_plan(plan, EmbedWorker, {"model_blob": read_checkpoint(model_file),
                                          "hop_seconds": cat.embedder.hop_seconds},
-                     workers, gpus_per_worker)
+                     workers, gpus_per_worker, on_shard)
             table = plan.read_all()
             by_path = {p: (st, exists) for p, st, exists in todo}
             pending = []

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -83,7 +84,8 @@ class ShardedTagRun:
 
 def tag_sharded(model: Any, files: list[Path], work_dir: str | os.PathLike[str],
                 batch_size: int = 16, hop: int | None = None, shard_size: int = 16,
-                workers: int | None = None, gpus_per_worker: float = 0.0) -> ShardedTagRun:
+                workers: int | None = None, gpus_per_worker: float = 0.0,
+                on_shard: Callable[[int], None] | None = None) -> ShardedTagRun:
     """Tag ``files`` with ``model`` on the connected Ray cluster (see
     :func:`audiofcn.cluster.engine.connect`), shards kept in ``work_dir`` until the caller has
     written the merged output (then ``run.plan.remove()``)."""
@@ -99,7 +101,7 @@ def tag_sharded(model: Any, files: list[Path], work_dir: str | os.PathLike[str],
     plan = ShardPlan.create_or_resume(work_dir, "tags", absolute, shard_size, meta)
     run = ShardedTagRun(shards=len(plan.shards), resumed=plan.resumed, plan=plan)
     run.computed = run_plan(plan, TagWorker, {"model_blob": blob, "batch_size": batch_size,
-                                              "hop": hop}, workers, gpus_per_worker)
+                                              "hop": hop}, workers, gpus_per_worker, on_shard)
     table = plan.read_all()
     labels = json.loads(table.schema.metadata[b"labels"])
     for row in table.to_pylist():
