@@ -104,7 +104,8 @@ def main() -> int:
     ap.add_argument("--opq", action="store_true")
     ap.add_argument("--train-size", type=int, default=None)
     ap.add_argument("--nprobe", default="8,16,32,64")
-    ap.add_argument("--refine-factor", type=int, default=8, help="0: PQ scores only")
+    ap.add_argument("--refine-factors", default="8,32",
+                    help="re-rank k x these many PQ candidates (rows for each, and PQ only)")
     ap.add_argument("--shard", type=float, default=2.5e5, help="vectors per shard")
     ap.add_argument("--work", type=Path, default=ROOT / "runs" / "index_scale")
     ap.add_argument("--json", type=Path, default=None)
@@ -113,6 +114,7 @@ def main() -> int:
 
     faiss.omp_set_num_threads(1)
     n, shard = int(args.n), int(args.shard)
+    factors = [int(f) for f in args.refine_factors.split(",")]
     args.work.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     base = base_vectors(args.work, n, args.d, args.clusters, shard)
@@ -124,7 +126,7 @@ def main() -> int:
     flat_ms = gt_cpu * 1000 / len(q)  # batched exact search, CPU ms per query
     params = IVFPQParams(nlist=args.nlist, m=args.m, nbits=args.nbits, opq=args.opq,
                          nprobe=8, train_size=args.train_size,
-                         refine_factor=args.refine_factor).resolved(n)
+                         refine_factor=max(factors)).resolved(n)
     rng = np.random.default_rng(0)
     sample = np.ascontiguousarray(base[np.sort(rng.choice(n, params.train_size,
                                                           replace=False))])
@@ -142,8 +144,7 @@ def main() -> int:
     rss0 = rss_mb()
     index = open_ondisk(out)
     rows = []
-    factors = sorted({0, args.refine_factor}) if isinstance(index, RefinedIndex) else [0]
-    for factor in factors:
+    for factor in sorted({0, *factors}) if isinstance(index, RefinedIndex) else [0]:
         for nprobe in (int(p) for p in args.nprobe.split(",")):
             set_nprobe(index, nprobe)
             if isinstance(index, RefinedIndex):
