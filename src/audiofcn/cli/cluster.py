@@ -137,7 +137,7 @@ def register_build_ivf(isub: argparse._SubParsersAction,
     p.add_argument("--opq", action="store_true", help="learn an OPQ rotation first")
     p.add_argument("--nprobe", type=int, default=32, help="lists scanned per query")
     p.add_argument("--train-size", type=int, default=None, help="training sample size")
-    p.add_argument("--refine-factor", type=int, default=8,
+    p.add_argument("--refine-factor", type=int, default=32,
                    help="re-rank k x this many PQ candidates with float16 vectors kept on disk "
                         "(d*2 bytes a segment); 0: PQ scores only")
     p.add_argument("--vectors-per-shard", type=int, default=1_000_000)

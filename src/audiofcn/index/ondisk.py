@@ -59,7 +59,7 @@ class IVFPQParams:
     opq: bool = False
     nprobe: int = 32
     train_size: int | None = None  # None: max(64·nlist, 256·2^nbits) sample vectors
-    refine_factor: int = 8  # re-rank k·refine_factor PQ candidates exactly; 0: PQ scores only
+    refine_factor: int = 32  # re-rank k·refine_factor PQ candidates exactly; 0: PQ scores only
 
     def resolved(self, n: int) -> IVFPQParams:
         nlist = self.nlist or max(1, 2 ** round(math.log2(max(1.0, math.sqrt(n)))))
