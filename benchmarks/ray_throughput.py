@@ -63,35 +63,43 @@ def main() -> int:
     rows = []
 
     marks: list[float] = []
+    cpu: list[float] = []
     clock = {"t0": 0.0}
 
-    def mark(_: int) -> None:
+    def mark(_: int, cpu_s: float) -> None:
         marks.append(time.perf_counter() - clock["t0"])
+        cpu.append(cpu_s)
 
-    def row(task: str, engine: str, workers: int, seconds: float) -> None:
+    def row(task: str, engine: str, workers: int, seconds: float,
+            local_cpu: float | None = None) -> None:
         # steady state: tracks after the first finished shard over the time since it finished
         # (leaves out actor start-up and model loading)
         steady = None
         if len(marks) > 1 and marks[-1] > marks[0]:
             steady = round((len(marks) - 1) * args.shard_size / (marks[-1] - marks[0]), 3)
         first = round(marks[0], 1) if marks else None
+        if local_cpu:
+            cpu.append(local_cpu)
+        per_cpu = round(len(files) / sum(cpu), 3) if cpu else None
         marks.clear()
+        cpu.clear()
         rows.append({"task": task, "engine": engine, "workers": workers,
                      "seconds": round(seconds, 1), "tracks_per_s": round(len(files) / seconds, 3),
                      "first_shard_s": first, "steady_tracks_per_s": steady,
+                     "tracks_per_worker_cpu_s": per_cpu,
                      "audio_x_realtime": round(len(files) * args.seconds / seconds, 1),
                      "load1": round(os.getloadavg()[0], 1)})
         print(rows[-1], flush=True)
 
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     n = sum(1 for r in tag_files(model, files) if not isinstance(r, Exception))
-    row("tag", "local", 1, time.perf_counter() - t0)
+    row("tag", "local", 1, time.perf_counter() - t0, time.process_time() - c0)
     assert n == len(files)
     with tempfile.TemporaryDirectory(dir=args.work) as tmp:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         with Catalog.create(Path(tmp) / "cat", emb, threads=1) as cat:
             cat.add_folder(songs / "audio")
-        row("index add", "local", 1, time.perf_counter() - t0)
+        row("index add", "local", 1, time.perf_counter() - t0, time.process_time() - c0)
     connect(None, num_cpus=2)
     for w in (int(x) for x in args.workers.split(",")):
         with tempfile.TemporaryDirectory(dir=args.work) as tmp:
@@ -111,15 +119,16 @@ def main() -> int:
     print(f"\n{len(files)} songs x {args.seconds:g} s; shards of {args.shard_size}; wall clock; "
           f"{os.cpu_count()} CPUs shared\n")
     print("| task | engine | workers | job s | tracks/s (job) | x real time | speed-up vs 1 "
-          "worker | first shard s | tracks/s after it | load (1 min) |\n"
-          "|---|---|---|---|---|---|---|---|---|---|")
+          "worker | first shard s | tracks/s after it | tracks per worker CPU s | load (1 min) |\n"
+          "|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         one = next(x for x in rows if x["task"] == r["task"] and x["engine"] == r["engine"]
                    and x["workers"] == 1)
         print(f"| {r['task']} | {r['engine']} | {r['workers']} | {r['seconds']} | "
               f"{r['tracks_per_s']} | {r['audio_x_realtime']} | "
               f"{one['seconds'] / r['seconds']:.2f}x | {r['first_shard_s'] or '-'} | "
-              f"{r['steady_tracks_per_s'] or '-'} | {r['load1']} |")
+              f"{r['steady_tracks_per_s'] or '-'} | {r['tracks_per_worker_cpu_s'] or '-'} | "
+              f"{r['load1']} |")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({"songs": len(files), "seconds": args.seconds,

@@ -59,18 +59,23 @@ class _ShardActor:
         self.worker = worker_cls(**kwargs)
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, list[Any]]:
-        shards, payloads = [], []
+        import time
+
+        shards, payloads, cpu = [], [], []
         for shard, inputs in zip(batch["shard"], batch["inputs"], strict=True):
+            c0 = time.process_time()
             shards.append(int(shard))
             payloads.append(self.worker.process(json.loads(inputs)))
-        return {"shard": shards, "payload": payloads}
+            cpu.append(time.process_time() - c0)  # this actor's CPU seconds on the shard
+        return {"shard": shards, "payload": payloads, "cpu_s": cpu}
 
 
 def run_plan(plan: ShardPlan, worker_cls: type, kwargs: dict[str, Any],
              workers: int | None = None, gpus_per_worker: float = 0.0,
-             on_shard: Callable[[int], None] | None = None) -> int:
+             on_shard: Callable[[int, float], None] | None = None) -> int:
     """Compute every pending shard of ``plan`` with ``worker_cls(**kwargs).process(inputs) ->
     parquet bytes`` on the connected cluster; returns the number of shards computed now.
+    ``on_shard(shard, cpu_seconds)`` is called as each shard is stored.
 
     ``workers`` defaults to the cluster's CPUs (or GPUs when ``gpus_per_worker`` > 0)."""
     import ray
@@ -91,9 +96,10 @@ def run_plan(plan: ShardPlan, worker_cls: type, kwargs: dict[str, Any],
                         num_gpus=gpus_per_worker or None, batch_format="default")
     done = 0
     for batch in ds.iter_batches(batch_size=1, batch_format="default", prefetch_batches=0):
-        for shard, payload in zip(batch["shard"], batch["payload"], strict=True):
+        for shard, payload, cpu in zip(batch["shard"], batch["payload"], batch["cpu_s"],
+                                       strict=True):
             plan.write_shard(int(shard), bytes(payload))
             done += 1
             if on_shard:
-                on_shard(int(shard))
+                on_shard(int(shard), float(cpu))
     return done

@@ -67,7 +67,7 @@ class EmbedWorker:
 def add_folder_ray(cat: Catalog, folder: str | os.PathLike[str],
                    manifest: str | os.PathLike[str] | None = None, shard_size: int = 16,
                    workers: int | None = None, gpus_per_worker: float = 0.0,
-                   on_shard: Callable[[int], None] | None = None) -> AddReport:
+                   on_shard: Callable[[int, float], None] | None = None) -> AddReport:
     """Like :meth:`Catalog.add_folder`, with the embedding done on the connected Ray cluster
     (see :func:`audiofcn.cluster.engine.connect`). Same files skipped, same ids, same index."""
     from audiofcn.cluster.engine import run_plan

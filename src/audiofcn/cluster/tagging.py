@@ -85,7 +85,7 @@ class ShardedTagRun:
 def tag_sharded(model: Any, files: list[Path], work_dir: str | os.PathLike[str],
                 batch_size: int = 16, hop: int | None = None, shard_size: int = 16,
                 workers: int | None = None, gpus_per_worker: float = 0.0,
-                on_shard: Callable[[int], None] | None = None) -> ShardedTagRun:
+                on_shard: Callable[[int, float], None] | None = None) -> ShardedTagRun:
     """Tag ``files`` with ``model`` on the connected Ray cluster (see
     :func:`audiofcn.cluster.engine.connect`), shards kept in ``work_dir`` until the caller has
     written the merged output (then ``run.plan.remove()``)."""
