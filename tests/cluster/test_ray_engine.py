@@ -140,3 +140,27 @@ def test_index_add_ray_matches_local(ray_cluster: None, catalog: Path,
     assert main(["index", "add", str(audio), "--db", str(tmp_path / "ray"),
                  "--engine", "ray"]) == 0
     assert _tables(tmp_path / "ray")["segments"] == a["segments"]
+
+
+def test_ivf_shards_filled_by_ray_tasks_match_local(ray_cluster: None, tmp_path: Path) -> None:
+    from audiofcn.index.ondisk import (
+        IVFPQParams,
+        build_ondisk,
+        local_filler,
+        open_ondisk,
+        ray_filler,
+    )
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((3000, 16)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    ids = np.arange(3000, dtype=np.int64) + 100
+    params = IVFPQParams(nlist=8, m=4, nbits=6, nprobe=4, refine_factor=4).resolved(3000)
+    for name, filler in (("local", local_filler), ("ray", ray_filler(2))):
+        chunks = [(ids[i:i + 700], x[i:i + 700]) for i in range(0, 3000, 700)]
+        build_ondisk(tmp_path / name, x, chunks, params, filler=filler)
+    a, b = open_ondisk(tmp_path / "local"), open_ondisk(tmp_path / "ray")
+    assert a.ntotal == b.ntotal == 3000
+    sa, ia = a.search(x[:50], 5)
+    sb, ib = b.search(x[:50], 5)
+    assert (ia == ib).all() and np.allclose(sa, sb) and (ia[:, 0] == ids[:50]).mean() > 0.9
