@@ -102,6 +102,7 @@ def main() -> int:
     ap.add_argument("--m", type=int, default=32)
     ap.add_argument("--nbits", type=int, default=8)
     ap.add_argument("--opq", action="store_true")
+    ap.add_argument("--hnsw-quantizer", action="store_true")
     ap.add_argument("--train-size", type=int, default=None)
     ap.add_argument("--nprobe", default="8,16,32,64")
     ap.add_argument("--refine-factors", default="8,32",
@@ -129,7 +130,8 @@ def main() -> int:
     flat_ms = (time.process_time() - c0) * 1000 / args.flat_queries
     params = IVFPQParams(nlist=args.nlist, m=args.m, nbits=args.nbits, opq=args.opq,
                          nprobe=8, train_size=args.train_size,
-                         refine_factor=max(factors)).resolved(n)
+                         refine_factor=max(factors),
+                         hnsw_quantizer=args.hnsw_quantizer).resolved(n)
     rng = np.random.default_rng(0)
     sample = np.ascontiguousarray(base[np.sort(rng.choice(n, params.train_size,
                                                           replace=False))])

@@ -39,13 +39,28 @@ def test_sharded_build_recall_and_ids(tmp_path: Path) -> None:
     assert head["factory"] == "IVF32,PQ8x6np"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ivf"]  # no temp folders left
     index = open_ondisk(tmp_path / "ivf")
-    _, got = index.search(queries, 10)
     exact = ids[np.argsort(-(queries @ base.T), axis=1)[:, :10]]
-    recall = np.mean([len(set(g) & set(e)) / 10 for g, e in zip(got, exact, strict=True)])
-    assert recall > 0.45, recall  # 6-byte codes: coarse, but chance is 10/6000
+
+    def recall(got: np.ndarray) -> float:
+        return float(np.mean([len(set(g) & set(e)) / 10 for g, e in
+                              zip(got, exact, strict=True)]))
+
+    assert index.k_factor == 32  # the default: re-rank 32·k PQ candidates with fp16 vectors
+    index.k_factor = 0
+    _, got = index.search(queries, 10)
+    assert 0.45 < recall(got) < 0.9  # 6-byte PQ codes alone: coarse (chance is 10/6000) ...
     assert set(got.ravel()) <= set(ids)
+    index.k_factor = 32
+    _, got = index.search(queries, 10)
+    assert recall(got) > 0.97  # ... re-ranked: close to exact
     _, self_hit = index.search(base[:100], 1)
     assert np.mean(self_hit[:, 0] == ids[:100]) > 0.5
+    # the HNSW coarse quantiser (for very large nlist) builds and finds the same neighbours
+    hp = IVFPQParams(nlist=32, m=8, nbits=6, nprobe=8, hnsw_quantizer=True).resolved(6000)
+    assert hp.factory(32) == "IVF32_HNSW32,PQ8x6np"
+    build_ondisk(tmp_path / "hnsw", base[::2], chunks, hp)
+    _, got_h = open_ondisk(tmp_path / "hnsw").search(queries, 10)
+    assert recall(got_h) > 0.97
 
 
 def test_catalog_build_ivf_and_generation(tmp_path: Path, capsys: pytest.CaptureFixture[str]

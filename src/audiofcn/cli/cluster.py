@@ -135,6 +135,8 @@ def register_build_ivf(isub: argparse._SubParsersAction,
     p.add_argument("--m", type=int, default=32, help="PQ sub-quantisers (bytes a vector)")
     p.add_argument("--nbits", type=int, default=8, help="bits per PQ code (default 8)")
     p.add_argument("--opq", action="store_true", help="learn an OPQ rotation first")
+    p.add_argument("--hnsw-quantizer", action="store_true",
+                   help="HNSW graph as the coarse quantiser (for nlist of 65536 and more)")
     p.add_argument("--nprobe", type=int, default=32, help="lists scanned per query")
     p.add_argument("--train-size", type=int, default=None, help="training sample size")
     p.add_argument("--refine-factor", type=int, default=32,
@@ -164,7 +166,7 @@ def cmd_build_ivf(args: argparse.Namespace) -> int:
         raise UserError("--nbits must be between 1 and 16")
     params = IVFPQParams(nlist=args.nlist, m=args.m, nbits=args.nbits, opq=args.opq,
                          nprobe=args.nprobe, train_size=args.train_size,
-                         refine_factor=args.refine_factor)
+                         refine_factor=args.refine_factor, hnsw_quantizer=args.hnsw_quantizer)
     filler = local_filler
     if args.engine == "ray":
         _check_engine_args(argparse.Namespace(workers=args.workers, shard_size=1,

@@ -60,12 +60,13 @@ class IVFPQParams:
     nprobe: int = 32
     train_size: int | None = None  # None: max(64·nlist, 256·2^nbits) sample vectors
     refine_factor: int = 32  # re-rank k·refine_factor PQ candidates exactly; 0: PQ scores only
+    hnsw_quantizer: bool = False  # coarse quantiser as an HNSW graph (for nlist ≥ 65536)
 
     def resolved(self, n: int) -> IVFPQParams:
         nlist = self.nlist or max(1, 2 ** round(math.log2(max(1.0, math.sqrt(n)))))
         train = self.train_size or max(64 * nlist, 256 * 2 ** self.nbits)
         return IVFPQParams(nlist, self.m, self.nbits, self.opq, self.nprobe, min(train, n),
-                           self.refine_factor)
+                           self.refine_factor, self.hnsw_quantizer)
 
     def factory(self, d: int) -> str:
         if d % self.m:
@@ -73,7 +74,8 @@ class IVFPQParams:
         pre = f"OPQ{self.m}," if self.opq else ""
         # "np": no polysemous training (a slow code-reordering step that only helps Hamming
         # pre-filtering, which the catalog does not use).
-        return f"{pre}IVF{self.nlist},PQ{self.m}x{self.nbits}np"
+        coarse = "_HNSW32" if self.hnsw_quantizer else ""
+        return f"{pre}IVF{self.nlist}{coarse},PQ{self.m}x{self.nbits}np"
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
