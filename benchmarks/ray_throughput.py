@@ -8,9 +8,10 @@ Songs: ``audiofcn data synth`` (seeded, rendered once into ``--work``). Tagger: 
 default (``audiofcn tag``'s); embedding: the shipped ``embedding_small``. Each Ray row is one
 job through :func:`audiofcn.cluster.tagging.tag_sharded` or
 :func:`audiofcn.cluster.indexing.add_folder_ray` on an already-started local Ray instance
-(``ray.init(num_cpus=2)``), so actor start-up (model load) is inside the time, Ray start-up is
-not. Wall-clock seconds: worker parallelism is what is measured, so the machine's other load
-shows up in these numbers (``os.getloadavg`` is printed next to them).
+(``ray.init(num_cpus=max(--workers))``), so actor start-up (model load) is inside the time,
+Ray start-up is not. Wall-clock seconds: worker parallelism is what is measured, so the
+machine's other load shows up in these numbers (``os.getloadavg`` is printed next to them);
+"tracks per worker CPU s" (CPU seconds inside the workers' ``process``) does not.
 """
 
 from __future__ import annotations
@@ -100,8 +101,9 @@ def main() -> int:
         with Catalog.create(Path(tmp) / "cat", emb, threads=1) as cat:
             cat.add_folder(songs / "audio")
         row("index add", "local", 1, time.perf_counter() - t0, time.process_time() - c0)
-    connect(None, num_cpus=2)
-    for w in (int(x) for x in args.workers.split(",")):
+    counts = [int(x) for x in args.workers.split(",")]
+    connect(None, num_cpus=max(counts))
+    for w in counts:
         with tempfile.TemporaryDirectory(dir=args.work) as tmp:
             t0 = clock["t0"] = time.perf_counter()
             run = tag_sharded(model, files, Path(tmp) / "shards", shard_size=args.shard_size,

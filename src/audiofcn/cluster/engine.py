@@ -87,7 +87,11 @@ def run_plan(plan: ShardPlan, worker_cls: type, kwargs: dict[str, Any],
     if workers is None:
         workers = int(res.get("GPU", 0) / gpus_per_worker) if gpus_per_worker else \
             int(res.get("CPU", 1))
-    workers = max(1, min(workers, len(pending)))
+    # an actor pool larger than the cluster would wait forever for its last actors
+    room = int(res.get("GPU", 0) / gpus_per_worker) if gpus_per_worker else int(res.get("CPU", 1))
+    if workers > room:
+        log.warning("%d workers requested, the cluster has room for %d", workers, room)
+    workers = max(1, min(workers, room, len(pending)))
     rows = [{"shard": i, "inputs": json.dumps(plan.shards[i])} for i in pending]
     ds = ray.data.from_items(rows, override_num_blocks=len(rows))
     ds = ds.map_batches(_ShardActor, fn_constructor_args=(worker_cls, kwargs), batch_size=1,
