@@ -38,6 +38,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--approx-threshold", type=_positive_int, default=100_000,
                    help="segments above which an approximate index is used (new catalog)")
     p.add_argument("--approx-kind", choices=["ivfpq", "hnsw"], default="ivfpq")
+    from audiofcn.cli.cluster import add_engine_args
+
+    add_engine_args(p)  # --engine {local,ray}, --address, ...
     p.set_defaults(func=cmd_add)
     p = isub.add_parser("info", help="summarise a catalog")
     db_arg(p)
@@ -51,6 +54,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = isub.add_parser("rebuild", help="rebuild the FAISS index from the stored embeddings")
     db_arg(p)
     p.set_defaults(func=cmd_rebuild)
+    from audiofcn.cli.cluster import register_build_ivf
+
+    register_build_ivf(isub, db_arg)  # index build-ivf: on-disk IVF-PQ for large catalogs
 
     p = sub.add_parser("search", help="find catalog segments that sound like a query clip")
     p.add_argument("query", type=Path, help="audio file")
@@ -151,8 +157,13 @@ def cmd_add(args: argparse.Namespace) -> int:
                 # get the same "busy" error as on any catalog that is being changed).
                 cat = Catalog.open(args.db, writable=True, threads=args.threads)
         with cat:
-            rep = cat.add_folder(args.dir, progress=sys.stderr.isatty(),
-                                 manifest=args.manifest)
+            if getattr(args, "engine", "local") == "ray":
+                from audiofcn.cli.cluster import add_folder_ray
+
+                rep = add_folder_ray(cat, args)
+            else:
+                rep = cat.add_folder(args.dir, progress=sys.stderr.isatty(),
+                                     manifest=args.manifest)
             info = cat.info()
     except CatalogError as err:
         raise UserError(str(err)) from None

@@ -42,6 +42,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="seconds between chunk starts (default: the chunk length, no overlap)")
     p.add_argument("--threads", type=positive_int, default=1, help="torch threads (default 1)")
     p.add_argument("--no-progress", action="store_true")
+    from audiofcn.cli.cluster import add_engine_args
+
+    add_engine_args(p)  # --engine {local,ray}, --address, ...
     p.set_defaults(func=run_tag)
 
     m = sub.add_parser("models", help="list tagger architectures and shipped taggers with "
@@ -100,6 +103,10 @@ def run_tag(args: argparse.Namespace) -> int:
     from audiofcn.io import AudioError
     from audiofcn.tagging import find_audio_files, tag_files
 
+    if getattr(args, "engine", "local") == "ray":
+        from audiofcn.cli.cluster import run_tag_ray
+
+        return run_tag_ray(args)
     if args.out and Path(args.out).suffix.lower() not in (".csv", ".json"):
         raise UserError(f"{args.out}: output must end in .csv or .json")
     if args.out:

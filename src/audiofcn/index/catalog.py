@@ -94,6 +94,10 @@ class Catalog:
         set_faiss_threads(threads if threads is not None else 1)
         self.rebuilt_on_open = False
         self._load_or_rebuild_index()
+        if not writable:  # a current <root>/ivf (audiofcn index build-ivf) serves the searches
+            from audiofcn.index.ondisk import attach_ondisk
+
+            attach_ondisk(self)
 
     # --- opening -------------------------------------------------------------------------------
     @classmethod
