@@ -31,8 +31,8 @@ import torch
 
 from audiofcn.frontend import LogMelFrontend, choi_keras_logmel
 from audiofcn.io import atomic_output
+from audiofcn.io.stream import read_mono_blocks
 from audiofcn.tagging.keras_port import MSD50_TAGS, load_choi_crnn, load_choi_fcn
-from audiofcn.tagging.stream import read_blocks
 
 CLIPS = ("cute", "actionable", "dubstep", "thejazzpiano")
 SR, N_FIT = 12000, int(29.12 * 12000)
@@ -121,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     # The MP3s through audiofcn's own decoder, resampler and frontend.
     frontend = LogMelFrontend(choi_keras_logmel())
     # Decoded and resampled exactly as `audiofcn tag` does (soundfile + streaming soxr).
-    audio = [torch.cat(list(read_blocks(data / f"bensound-{c}.mp3", SR))) for c in CLIPS]
+    audio = [torch.cat(list(read_mono_blocks(data / f"bensound-{c}.mp3", SR))) for c in CLIPS]
     ours = torch.stack([frontend(center_crop(a)) for a in audio])
     gap = (ours - mels).abs()
     report["frontend_vs_npy_db"] = {"mean_abs": float(gap.mean()), "max_abs": float(gap.max()),

@@ -9,8 +9,8 @@ import soundfile as sf
 import torch
 
 from audiofcn.codec import decode_file, encode_file, load_codec, read_afc
-from audiofcn.codec.filestream import iter_audio_blocks
 from audiofcn.io import load_audio
+from audiofcn.io.stream import read_mono_blocks
 
 
 def _write(path: Path, sr: int, seconds: float, channels: int) -> Path:
@@ -25,13 +25,13 @@ def _write(path: Path, sr: int, seconds: float, channels: int) -> Path:
 def test_blocks_equal_whole_file_resampling(tmp_path: Path) -> None:
     src = _write(tmp_path / "a.wav", 44100, 2.3, 2)
     whole = load_audio(src, sr=16000)[0][0]
-    blocks = list(iter_audio_blocks(src, 16000, block_seconds=0.3))
+    blocks = list(read_mono_blocks(src, 16000, block_seconds=0.3))
     assert len(blocks) > 5
     cat = torch.cat(blocks)
     assert cat.shape == whole.shape
     assert float((cat - whole).abs().max()) < 1e-5
     same = _write(tmp_path / "b.wav", 16000, 1.1, 1)
-    assert torch.equal(torch.cat(list(iter_audio_blocks(same, 16000, 0.25))),
+    assert torch.equal(torch.cat(list(read_mono_blocks(same, 16000, 0.25))),
                        load_audio(same, sr=16000)[0][0])
 
 

@@ -5,9 +5,10 @@ import torch
 
 from audiofcn.frontend import LogMelConfig, MelConfig, STFTConfig
 from audiofcn.io import AudioError, resample, save_audio
+from audiofcn.io.stream import read_mono_blocks
 from audiofcn.models.fcn import FCN, FCNConfig
 from audiofcn.tagging import chunk_audio, predict_track, tag_file
-from audiofcn.tagging.stream import read_blocks, stream_chunks
+from audiofcn.tagging.stream import stream_chunks
 
 
 def test_stream_chunks_equal_whole_track_chunks():
@@ -34,8 +35,8 @@ def test_end_tail_ends_at_the_track_end():
 def test_read_blocks_resamples_seamlessly(tmp_path):
     x = torch.sin(torch.arange(48000 * 5) * 2 * torch.pi * 440 / 48000) * 0.5
     save_audio(tmp_path / "a.wav", torch.stack([x, x]), 48000)
-    whole = torch.cat(list(read_blocks(tmp_path / "a.wav", 12000, block_seconds=100)))
-    blocks = list(read_blocks(tmp_path / "a.wav", 12000, block_seconds=0.7))
+    whole = torch.cat(list(read_mono_blocks(tmp_path / "a.wav", 12000, block_seconds=100)))
+    blocks = list(read_mono_blocks(tmp_path / "a.wav", 12000, block_seconds=0.7))
     assert len(blocks) > 5
     torch.testing.assert_close(torch.cat(blocks), whole)
     assert abs(whole.shape[0] - 60000) <= 1
@@ -44,7 +45,7 @@ def test_read_blocks_resamples_seamlessly(tmp_path):
     bad = tmp_path / "bad.wav"
     bad.write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunk")
     with pytest.raises(AudioError, match="bad.wav"):
-        list(read_blocks(bad, 12000))
+        list(read_mono_blocks(bad, 12000))
 
 
 def test_tag_file_in_blocks_equals_whole_track(tmp_path):

@@ -134,14 +134,14 @@ def encode_file(src: str | os.PathLike[str], dst: str | os.PathLike[str], kbps: 
                 block_seconds: float = BLOCK_SECONDS) -> tuple[CodecHeader, int]:
     """Encode an audio file to ``.afc`` block by block (memory bounded by the block and the
     codes, not the file); returns (header, file size in bytes)."""
-    from audiofcn.codec.filestream import iter_audio_blocks
     from audiofcn.io import AudioError
+    from audiofcn.io.stream import read_mono_blocks
 
     n_q = model.n_q_for_kbps(kbps)
     enc = StreamingEncoder(model, n_q, denoise)
     parts, length = [], 0
     step = _model_chunk(model, block_seconds)
-    for block in iter_audio_blocks(src, model.config.sample_rate, block_seconds):
+    for block in read_mono_blocks(src, model.config.sample_rate, block_seconds):
         length += block.numel()
         for i in range(0, block.numel(), step):
             parts.append(enc.push(block[None, None, i:i + step])[0].numpy().astype(np.int32))

@@ -101,6 +101,35 @@ class StreamResampler:
         return self.push(np.zeros((self.channels, 0), np.float32), last=True)
 
 
+def read_mono_blocks(path: str | os.PathLike[str], sr: int, block_seconds: float = 30.0
+                     ) -> Iterator[torch.Tensor]:
+    """The file as mono float32 ``(n,)`` blocks at ``sr`` Hz (about ``block_seconds`` each).
+
+    Concatenated, the blocks equal ``load_audio(path, sr=sr)[0][0]``: same channel mix, same
+    soxr filter (run as a stream), same length (rounded up). Memory is bounded by the block,
+    so commands read hours of audio this way. Raises :class:`AudioError` as :func:`read_blocks`.
+    """
+    p = Path(path)
+    rate = _open_info(p).samplerate
+    info, blocks = read_blocks(p, block_frames=max(1, int(block_seconds * rate)))
+    resampler = StreamResampler(info.sample_rate, sr, 1)
+    n_in = n_out = 0
+    for block in blocks:
+        mono = block.mean(axis=0) if block.shape[0] > 1 else block[0]
+        n_in += mono.size
+        out = resampler.push(mono[None])[0]
+        n_out += out.size
+        if out.size:
+            yield torch.from_numpy(np.ascontiguousarray(out))
+    # The whole-signal resampler's length is ceil(n * sr / rate); the stream's is rounded.
+    missing = -(-n_in * sr // info.sample_rate) - n_out
+    tail = resampler.flush()[0][:max(missing, 0)]
+    if missing > tail.size:
+        tail = np.concatenate([tail, np.zeros(missing - tail.size, np.float32)])
+    if tail.size:
+        yield torch.from_numpy(np.ascontiguousarray(tail))
+
+
 class AudioWriter:
     """Append ``(channels, frames)`` blocks to ``path``, atomically.
 

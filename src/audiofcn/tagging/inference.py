@@ -19,7 +19,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from audiofcn.io import AudioError
-from audiofcn.tagging.stream import read_blocks, stream_chunks
+from audiofcn.io.stream import read_mono_blocks
+from audiofcn.tagging.stream import stream_chunks
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif", ".opus")
 
@@ -119,7 +120,7 @@ def tag_file(model: nn.Module, path: str | os.PathLike[str], batch_size: int = 1
     """
     cfg = model.config
     device = next(model.parameters()).device
-    blocks = read_blocks(path, cfg.sample_rate, block_seconds)
+    blocks = read_mono_blocks(path, cfg.sample_rate, block_seconds)
     total, n_chunks, n_samples = None, 0, 0
 
     def counted() -> Iterator[torch.Tensor]:
