@@ -25,7 +25,10 @@ is every file (the protocol before real recordings were trained on).
 Metrics: hit@1, hit@10 (a relevant item in the top 1/10) and mAP; also ``src@1``/``src@10``
 (the exact source item). Systems, same queries, same run: the trained net, the same net
 untrained (random init, seed 0) and an MFCC-statistics embedding (mean and std of 20 MFCCs per
-segment, z-scored with catalog statistics).
+segment, z-scored with catalog statistics). ``--system tagger:NAME`` (repeatable) adds a shipped
+tagger's penultimate features (``audiofcn.tagging``; e.g. ``tagger:msd50_crnn``) cut into the
+same segments; each segment is tiled to the tagger's fixed window (29.12 s for the MSD-50
+taggers) so it sees music, not silence, over the whole window.
 """
 
 from __future__ import annotations
@@ -98,6 +101,33 @@ def load_mir1k(root: Path, limit: int | None) -> list[Item]:
         stereo, _ = load_audio(p, sr=SR, mono=False, expected_channels=2)
         items.append((p.name, stereo.sum(0) * 0.5, f"{singer}_{song}"))
     return items[:limit] if limit else items
+
+
+def tagger_embedder(name: str, segment_seconds: float, hop_seconds: float) -> SegmentEmbedder:
+    """A shipped tagger's penultimate features (z-scored + normalised later) on the same
+    segments as the other systems (cut at ``SR``, resampled to the tagger's rate); each
+    segment is repeated to fill the tagger's window."""
+    from audiofcn.io import resample
+    from audiofcn.tagging import load_tagger
+
+    model = load_tagger(name)
+    length, rate = model.config.input_length, model.config.sample_rate
+
+    @torch.inference_mode()
+    def embed(x: torch.Tensor) -> np.ndarray:
+        x = resample(x, SR, rate)
+        tiled = x.repeat(1, -(-length // x.shape[1]))[:, :length]
+        return model.embed(tiled).float().numpy()
+
+    return SegmentEmbedder(embed, SR, segment_seconds, hop_seconds, batch_size=4)
+
+
+def parse_system(spec: str) -> str:
+    """``tagger:NAME`` -> ``NAME``; anything else is a usage error."""
+    kind, _, name = spec.partition(":")
+    if kind != "tagger" or not name:
+        raise argparse.ArgumentTypeError(f"unknown system {spec!r} (expected tagger:NAME)")
+    return name
 
 
 LOADERS: dict[str, Callable[[Path, int | None], list[Item]]] = {
@@ -217,6 +247,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--per-transform", default="",
                     help="datasets (comma list) to also score one transformation at a time")
     ap.add_argument("--per-transform-queries", type=int, default=60)
+    ap.add_argument("--system", type=parse_system, action="append", default=[],
+                    metavar="tagger:NAME", help="extra system: a shipped tagger's features")
     ap.add_argument("--out", type=Path, default=Path("runs/similarity/eval.json"))
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -228,6 +260,8 @@ def main(argv: list[str] | None = None) -> int:
     systems = {"ours": (SegmentEmbedder.from_model(trained), False),
                "untrained": (SegmentEmbedder.from_model(untrained), False),
                "mfcc": (mfcc_embedder(seg, seg / 2), True)}
+    for tagger in args.system:  # same segments; z-scored like MFCC (features are not unit-norm)
+        systems[f"tagger:{tagger}"] = (tagger_embedder(tagger, seg, seg / 2), True)
     report: dict[str, object] = {"model": str(args.model), "seed": args.seed,
                                  "catalog": args.catalog,
                                  "excerpt_seconds": EXCERPT_SECONDS,
