@@ -134,3 +134,17 @@ def test_models_lists_vocabulary_training_data_and_licence(capsys):
     assert main(["models"]) == 0
     out = capsys.readouterr().out
     assert "msd50_crnn (default)" in out and "vocabulary: rock, pop" in out
+
+
+def test_silent_and_one_sample_files_are_reported_not_tagged(tagger, tmp_path, capsys):
+    root = tmp_path / "odd"
+    save_audio(root / "silence.wav", torch.zeros(8000 * 2), 8000)
+    save_audio(root / "one.wav", torch.full((1,), 0.5), 8000)
+    save_audio(root / "ok.wav", torch.randn(8000) * 0.1, 8000)
+    out = tmp_path / "tags.csv"
+    code = main(["tag", str(root), "--model", str(tagger), "--out", str(out), "--no-progress"])
+    assert code == 1
+    err = capsys.readouterr().err
+    assert "silence.wav" in err and "silent" in err
+    assert "one.wav" in err and "too short" in err
+    assert [Path(r["path"]).name for r in csv.DictReader(out.open())] == ["ok.wav"]

@@ -104,6 +104,10 @@ class TrackTags:
         return sorted(self.scores.items(), key=lambda kv: -kv[1])[:k]
 
 
+MIN_SECONDS = 0.05  # shorter files are reported, not tagged (a few STFT frames at most)
+SILENCE_PEAK = 1e-5  # -100 dBFS
+
+
 @torch.inference_mode()
 def tag_file(model: nn.Module, path: str | os.PathLike[str], batch_size: int = 16,
              hop: int | None = None, block_seconds: float = 60.0,
@@ -116,17 +120,19 @@ def tag_file(model: nn.Module, path: str | os.PathLike[str], batch_size: int = 1
     chunk is the window ending at the track's end, not a zero-padded one.
 
     Raises:
-        AudioError: the file cannot be read as audio.
+        AudioError: the file cannot be read as audio, is shorter than ``MIN_SECONDS`` or is
+            silent (peak below ``SILENCE_PEAK``).
     """
     cfg = model.config
     device = next(model.parameters()).device
     blocks = read_mono_blocks(path, cfg.sample_rate, block_seconds)
-    total, n_chunks, n_samples = None, 0, 0
+    total, n_chunks, n_samples, peak = None, 0, 0, 0.0
 
     def counted() -> Iterator[torch.Tensor]:
-        nonlocal n_samples
+        nonlocal n_samples, peak
         for b in blocks:
             n_samples += b.shape[0]
+            peak = max(peak, float(b.abs().max())) if b.numel() else peak
             yield b
 
     for chunks in stream_chunks(counted(), cfg.input_length, hop, tail):
@@ -135,6 +141,12 @@ def tag_file(model: nn.Module, path: str | os.PathLike[str], batch_size: int = 1
             total = p.sum(0) if total is None else total + p.sum(0)
             n_chunks += p.shape[0]
     assert total is not None  # stream_chunks always yields at least one chunk
+    # A model scores anything it is given, silence too: report such files instead of tags.
+    if n_samples < MIN_SECONDS * cfg.sample_rate:
+        raise AudioError(path, f"too short to tag ({n_samples} samples at {cfg.sample_rate} Hz; "
+                               f"at least {MIN_SECONDS:g} s needed)")
+    if peak < SILENCE_PEAK:
+        raise AudioError(path, "silent (every sample below -100 dBFS): nothing to tag")
     probs = total / n_chunks
     return TrackTags(str(path), n_samples / cfg.sample_rate,
                      {lab: float(q) for lab, q in zip(cfg.labels, probs, strict=True)})
