@@ -166,20 +166,20 @@ def bench_cli(n_tracks: int, folder: str | None = None,
     from audiofcn.cli.main import main
     from audiofcn.data.synth import SynthConfig, synth_catalog
     from audiofcn.io import audio_info
-    from audiofcn.tagging import find_audio_files
+    from audiofcn.io.files import find_audio_files
 
     runs = []
     with tempfile.TemporaryDirectory() as tmp:
         audio_dir = Path(tmp) / "audio"
         if folder:
             audio_dir.mkdir()
-            for f in find_audio_files([folder])[:n_tracks]:
+            for f in find_audio_files([folder])[0][:n_tracks]:
                 shutil.copy(f, audio_dir / f.name)
         else:
             synth_catalog(tmp, n_tracks, seed=123, config=SynthConfig(sample_rate=16000,
                                                                        duration=8.0),
                           progress=False, workers=1)
-        files = find_audio_files([audio_dir])
+        files = find_audio_files([audio_dir])[0]
         audio_s = sum(audio_info(f).duration for f in files)
         n_tracks = len(files)
         for _ in range(max(1, repeats)):

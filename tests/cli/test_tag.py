@@ -8,8 +8,9 @@ import torch
 from audiofcn.cli.main import main
 from audiofcn.frontend import LogMelConfig, MelConfig, STFTConfig
 from audiofcn.io import save_audio
+from audiofcn.io.files import find_audio_files
 from audiofcn.models.fcn import FCN, FCNConfig
-from audiofcn.tagging import chunk_audio, find_audio_files
+from audiofcn.tagging import chunk_audio
 
 LABELS = ("piano", "drums", "bass")
 
@@ -38,7 +39,7 @@ def test_chunking_and_file_discovery(music):
     assert chunk_audio(torch.ones(10), 4).shape == (3, 4)
     assert chunk_audio(torch.ones(3), 4).shape == (1, 4)
     assert chunk_audio(torch.ones(10), 4, hop=2).shape == (4, 4)
-    found = [f.name for f in find_audio_files([music])]
+    found = [f.name for f in find_audio_files([music])[0]]
     assert found == ["a.wav", "b.flac", "broken.wav", "c.wav"]
 
 

@@ -49,7 +49,7 @@ def expand_inputs(inputs: list[str]) -> list[Path]:
     """Files and folders as the local engine finds them; a ``.jsonl`` input is an audiofcn
     manifest whose records' files are tagged (paths relative to the manifest's folder)."""
     from audiofcn.io import ManifestError, read_manifest
-    from audiofcn.tagging import find_audio_files
+    from audiofcn.io.files import find_audio_files
 
     files: list[Path] = []
     for item in inputs:
@@ -62,7 +62,11 @@ def expand_inputs(inputs: list[str]) -> list[Path]:
             except ManifestError as err:
                 raise UserError(str(err)) from None
         else:
-            files += find_audio_files([item])
+            found, problems = find_audio_files([item])
+            if problems:
+                raise UserError(f"{problems[0]}" + (f" (and {len(problems) - 1} more)"
+                                                    if len(problems) > 1 else ""))
+            files += found
     return files
 
 

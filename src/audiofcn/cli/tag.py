@@ -101,7 +101,8 @@ def run_tag(args: argparse.Namespace) -> int:
 
     from audiofcn.cli.checks import prepare_output, refuse_overwriting_inputs
     from audiofcn.io import AudioError
-    from audiofcn.tagging import find_audio_files, tag_files
+    from audiofcn.io.files import find_audio_files
+    from audiofcn.tagging import tag_files
 
     if getattr(args, "engine", "local") == "ray":
         from audiofcn.cli.cluster import run_tag_ray
@@ -115,14 +116,16 @@ def run_tag(args: argparse.Namespace) -> int:
     for item in args.inputs:
         if not Path(item).exists():
             raise UserError(f"{item}: no such file or folder")
-    files = find_audio_files(args.inputs)
+    files, unlisted = find_audio_files(args.inputs)
+    for problem in unlisted:
+        print(f"audiofcn: error: {problem}", file=sys.stderr)
     if not files:
         raise UserError(f"no audio files found in {', '.join(args.inputs)}")
     if args.out:
         refuse_overwriting_inputs([args.out], [*args.inputs, *files])
     model = load_tagger(args.model)
     hop = int(args.hop * model.config.sample_rate) if args.hop else None
-    results, failures = [], []
+    results, failures = [], list(unlisted)
     bar = tqdm(tag_files(model, files, args.batch_size, hop), total=len(files), unit="file",
                desc="tagging", disable=args.no_progress, file=sys.stderr)
     for res in bar:

@@ -75,9 +75,9 @@ def add_folder_ray(cat: Catalog, folder: str | os.PathLike[str],
 
     t0 = time.perf_counter()
     folder = Path(folder)
-    files = find_audio_files(folder)
+    files, problems = find_audio_files(folder)
     tags = manifest_tags(Path(manifest) if manifest else folder / "manifest.jsonl")
-    report = AddReport()
+    report = AddReport(failed=problems)
     # The catalog's private write lock and commit are used on purpose: the merge must be the
     # very same transaction the local engine makes, held under the same lock for the whole run.
     with cat._write_lock():

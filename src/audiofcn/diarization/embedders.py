@@ -88,20 +88,6 @@ class MFCCStatsEmbedder:
         return feats.astype(np.float32)
 
 
-def _pkg_resources_shim() -> None:
-    """Resemblyzer imports webrtcvad 2.0.10, whose only use of ``pkg_resources`` (gone from
-    setuptools >= 81) is reading its own version; give it that when the module is missing."""
-    import importlib.util
-    import sys
-    import types
-
-    if "pkg_resources" in sys.modules or importlib.util.find_spec("pkg_resources"):
-        return
-    shim = types.ModuleType("pkg_resources")
-    shim.get_distribution = lambda name: types.SimpleNamespace(version="unknown")  # type: ignore
-    sys.modules["pkg_resources"] = shim
-
-
 class ResemblyzerEmbedder:
     """Peer: Resemblyzer's GE2E d-vectors (weights in its wheel), one per 1.6-s partial window
     at the pipeline's hop (its windows are 0.1 s longer than ours; the k-th starts at the same
@@ -110,7 +96,6 @@ class ResemblyzerEmbedder:
     sample_rate = 16000
 
     def __init__(self) -> None:
-        _pkg_resources_shim()
         from resemblyzer import VoiceEncoder
 
         self.encoder = VoiceEncoder(device="cpu", verbose=False)

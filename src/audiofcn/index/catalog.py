@@ -307,9 +307,9 @@ class Catalog:
 
         t0 = time.perf_counter()
         folder = Path(folder)
-        files = find_audio_files(folder)
+        files, problems = find_audio_files(folder)
         tags = manifest_tags(Path(manifest) if manifest else folder / "manifest.jsonl")
-        report = AddReport()
+        report = AddReport(failed=problems)
         with self._write_lock():
             pending: list[tuple[Path, Segments, float, os.stat_result, bool]] = []
             for path in tqdm(files, desc="embedding", unit="file", disable=not progress):

@@ -55,12 +55,19 @@ class AddReport:
     seconds: float = 0.0
 
 
-def find_audio_files(folder: str | os.PathLike[str]) -> list[Path]:
+def find_audio_files(folder: str | os.PathLike[str]) -> tuple[list[Path], list[str]]:
+    """Audio files under ``folder`` (sorted) and one-line problems: sub-folders that could not
+    be listed and dangling links, reported rather than skipped."""
+    from audiofcn.io.files import find_audio_files as walk
+
     root = Path(folder)
     if not root.is_dir():
         raise CatalogError(f"{root}: not a folder")
-    return sorted(p for p in root.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES
-                  and p.is_file() and not p.name.startswith("."))
+    found, problems = walk([root])
+    files = [p for p in found if p.is_file()]
+    problems += [f"{p}: dangling link (to {os.readlink(p)})" for p in found
+                 if p.is_symlink() and not p.exists()]
+    return files, problems
 
 
 def manifest_tags(man: Path) -> dict[Path, list[str]]:

@@ -6,11 +6,9 @@ Keras-1 weights of Choi et al.'s MSD-50 taggers (needs h5py; imported on use).
 """
 
 from audiofcn.tagging.inference import (
-    AUDIO_EXTENSIONS,
     TrackTags,
     chunk_audio,
     embed,
-    find_audio_files,
     predict_chunks,
     predict_track,
     probabilities,
@@ -26,7 +24,7 @@ from audiofcn.tagging.registry import (
     shipped_taggers,
 )
 
-__all__ = ["AUDIO_EXTENSIONS", "DEFAULT_TAGGER", "MODEL_CARDS", "ModelCard", "TrackTags",
-           "chunk_audio", "embed", "find_audio_files", "load_tagger", "predict_chunks",
+__all__ = ["DEFAULT_TAGGER", "MODEL_CARDS", "ModelCard", "TrackTags",
+           "chunk_audio", "embed", "load_tagger", "predict_chunks",
            "predict_track", "pretrained_dir", "probabilities", "shipped_taggers", "tag_file",
            "tag_files"]

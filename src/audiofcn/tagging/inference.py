@@ -22,8 +22,6 @@ from audiofcn.io import AudioError
 from audiofcn.io.stream import read_mono_blocks
 from audiofcn.tagging.stream import stream_chunks
 
-AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif", ".opus")
-
 
 def chunk_audio(audio: torch.Tensor, length: int, hop: int | None = None,
                 tail: str = "pad") -> torch.Tensor:
@@ -77,19 +75,6 @@ def predict_track(model: nn.Module, audio: torch.Tensor, batch_size: int = 16,
     """``(n_labels,)`` track-level probabilities: the mean over chunks (see
     :func:`chunk_audio` for ``tail``)."""
     return predict_chunks(model, audio, batch_size, hop, tail).mean(dim=0)
-
-
-def find_audio_files(inputs: Iterable[str | os.PathLike[str]]) -> list[Path]:
-    """Files given directly, plus audio files found recursively in folders (sorted)."""
-    files: list[Path] = []
-    for item in inputs:
-        p = Path(item)
-        if p.is_dir():
-            files.extend(sorted(f for f in p.rglob("*")
-                                if f.is_file() and f.suffix.lower() in AUDIO_EXTENSIONS))
-        else:
-            files.append(p)
-    return files
 
 
 @dataclass
@@ -176,5 +161,5 @@ def embed(model: nn.Module, audio: torch.Tensor, batch_size: int = 16,
     return torch.cat(out).mean(dim=0)
 
 
-__all__ = ["AUDIO_EXTENSIONS", "TrackTags", "chunk_audio", "embed", "find_audio_files",
+__all__ = ["TrackTags", "chunk_audio", "embed",
            "predict_chunks", "predict_track", "probabilities", "tag_file", "tag_files"]
