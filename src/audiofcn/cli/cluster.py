@@ -5,7 +5,6 @@ Ray is imported only here, only when ``--engine ray`` is chosen."""
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -71,7 +70,7 @@ def expand_inputs(inputs: list[str]) -> list[Path]:
 
 
 def run_tag_ray(args: argparse.Namespace) -> int:
-    from audiofcn.cli.tag import _rows, load_tagger, write_results
+    from audiofcn.cli.tag import _rows, load_tagger, report_failures, write_results
     from audiofcn.cluster.tagging import tag_sharded, write_parquet
 
     _check_engine_args(args)
@@ -101,21 +100,12 @@ def run_tag_ray(args: argparse.Namespace) -> int:
         run.plan.remove()
     print(f"tagged {len(run.results)} file(s) -> {out} (ray: {run.shards} shards, "
           f"{run.computed} computed, {run.resumed} resumed; cluster {_cpus(res)})")
-    return _report_failures(run.failures)
+    return report_failures(run.failures)
 
 
 def _cpus(res: dict[str, Any]) -> str:
     gpus = f", {int(res['GPU'])} GPU" if res.get("GPU") else ""
     return f"{int(res.get('CPU', 0))} CPU{gpus}"
-
-
-def _report_failures(failures: list[str]) -> int:
-    if failures:
-        print(f"{len(failures)} file(s) could not be tagged:", file=sys.stderr)
-        for f in failures:
-            print(f"  {f}", file=sys.stderr)
-        return 1
-    return 0
 
 
 def add_folder_ray(cat: Any, args: argparse.Namespace) -> Any:

@@ -142,6 +142,11 @@ def run_tag(args: argparse.Namespace) -> int:
     else:
         for r in rows:
             print(f"{r['path']}: " + ", ".join(f"{t['tag']} {t['score']:.2f}" for t in r["top"]))
+    return report_failures(failures)
+
+
+def report_failures(failures: list[str]) -> int:
+    """List the files that could not be tagged; the exit status (1 when any)."""
     if failures:
         print(f"{len(failures)} file(s) could not be tagged:", file=sys.stderr)
         for f in failures:
