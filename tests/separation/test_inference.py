@@ -122,7 +122,7 @@ def test_cli_takes_a_shipped_separator_name(tmp_path) -> None:
     x = (0.1 * np.random.default_rng(0).standard_normal((8000, 1))).astype(np.float32)
     sf.write(tmp_path / "song.wav", x, 16000, subtype="FLOAT")
     assert main(["separate", str(tmp_path / "song.wav"), "-o", str(tmp_path / "out"),
-                 "--model", "separator_fcn_ccby"]) == 0
+                 "--model", "separator_fcn_synth"]) == 0
     v, _ = sf.read(tmp_path / "out" / "vocals.wav")
     a, _ = sf.read(tmp_path / "out" / "accompaniment.wav")
     np.testing.assert_allclose(v + a, x[:, 0], atol=1e-5)

@@ -22,8 +22,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("input", type=Path, help="audio file or folder of audio files")
     p.add_argument("-o", "--out", type=Path, required=True, help="output folder")
     p.add_argument("--model", default=None,
-                   help="separator checkpoint, or a shipped separator's name: separator_fcn "
-                        "(default) or separator_fcn_ccby (trained on redistributable audio only)")
+                   help="separator checkpoint, or a shipped separator's name: "
+                        "separator_fcn_ccby (default; real voices, redistributable audio) or "
+                        "separator_fcn_synth (the package's rendered songs)")
     p.add_argument("--threshold", type=finite_float, default=None,
                    help="binarise the vocal mask at this value (the paper: 0.35 / 0.15); "
                         "default: soft mask")
@@ -37,10 +38,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def default_model_path() -> Path:
-    import audiofcn
+def default_model_path(name: str | None = None) -> Path:
+    from audiofcn.separation.inference import DEFAULT_SEPARATOR, resolve_separator
 
-    return Path(audiofcn.__file__).parent / "pretrained" / "separator_fcn.safetensors"
+    return resolve_separator(name or DEFAULT_SEPARATOR)
 
 
 def _load(args: argparse.Namespace):
@@ -122,8 +123,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def separate_step(out: Path, catalog: Path) -> str:
-    """Separate the first rendered song that has a vocal line with the shipped model and score
-    it against its exact stems."""
+    """Separate the first rendered song that has a vocal line with the shipped rendered-song
+    model and score it against its exact stems."""
     from audiofcn.eval.separation import si_sdr
     from audiofcn.io import load_audio, read_manifest, save_audio
     from audiofcn.separation import load_separator, separate
@@ -132,7 +133,9 @@ def separate_step(out: Path, catalog: Path) -> str:
     rec = next((r for r in records if "vocals" in r.stems), None)
     if rec is None:
         return "no rendered song with vocals in the catalog; skipped"
-    model_path = default_model_path()
+    from audiofcn.separation.inference import DEMO_SEPARATOR
+
+    model_path = default_model_path(DEMO_SEPARATOR)
     if not model_path.exists():
         return f"{model_path.name} not shipped; skipped"
     model = load_separator(model_path)
@@ -144,4 +147,5 @@ def separate_step(out: Path, catalog: Path) -> str:
     save_audio(dest / "accompaniment.wav", res.accompaniment, sr, subtype="FLOAT")
     gain = si_sdr(voice[0], res.vocals[0]) - si_sdr(voice[0], mix[0])
     return (f"{rec.path}: vocals SI-SDR improvement {gain:+.1f} dB over the mixture "
+            f"({DEMO_SEPARATOR}; real songs: `audiofcn separate`'s default) "
             f"-> {dest}/vocals.wav, accompaniment.wav")

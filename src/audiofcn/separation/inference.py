@@ -39,13 +39,15 @@ class SeparationResult:
 
 
 # Separators shipped in ``audiofcn/pretrained/`` (cards in its README.md), by name.
-SHIPPED_SEPARATORS = ("separator_fcn", "separator_fcn_ccby")
-DEFAULT_SEPARATOR = "separator_fcn"
+# No shipped separator is trained on MIR-1K: its terms are research use (see the README there).
+SHIPPED_SEPARATORS = ("separator_fcn_ccby", "separator_fcn_synth")
+DEFAULT_SEPARATOR = "separator_fcn_ccby"
+DEMO_SEPARATOR = "separator_fcn_synth"  # trained on the package's rendered songs, as the demo's
 
 
 def resolve_separator(source: str | os.PathLike[str]) -> Path:
-    """A shipped separator's name (``separator_fcn``, ``separator_fcn_ccby``) -> its file in the
-    package; anything else is taken as a path (an existing file of that name wins)."""
+    """A shipped separator's name (``separator_fcn_ccby``, ``separator_fcn_synth``) -> its file in
+    the package; anything else is taken as a path (an existing file of that name wins)."""
     if str(source) in SHIPPED_SEPARATORS and not Path(source).exists():
         return Path(str(resources.files("audiofcn") / "pretrained" / f"{source}.safetensors"))
     return Path(source)
