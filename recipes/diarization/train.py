@@ -7,7 +7,10 @@
     python recipes/diarization/train.py ... \
         --export src/audiofcn/pretrained/diarizer_rcnn.safetensors
 
-Re-running the same command resumes from ``--out/last.pt``. The best checkpoint is chosen on
+Re-running the same command resumes from ``--out/last.pt``. ``--restart-from OLD/last.pt
+--restart-lr LR`` continues a finished run in a new ``--out`` (weights, optimizer moments, epoch
+count) with a fresh cosine schedule from LR over the new ``--time-budget``; a new epoch becomes
+``best`` only if it beats the old run's last validation score. The best checkpoint is chosen on
 the validation speakers (held out of speechocean762 ``train/`` and LibriSpeech), never on
 ``test/``. ``--export`` writes the best checkpoint without its training head.
 """
@@ -66,6 +69,26 @@ def build(cfg: dict[str, Any], data: Path, out: str) -> Trainer:
     return Trainer(model, task, train, valid, tcfg, collate_fn=collate_speakers)
 
 
+def restart_state(src: Path, out: Path, lr: float) -> None:
+    """Write ``out/last.pt`` from a finished run's ``src`` with the schedule clock reset (time
+    and base learning rate), so the trainer resumes it as a warm restart. The best score starts
+    at the old run's last validation score. Does nothing if ``out/last.pt`` exists (resume)."""
+    dst = out / "last.pt"
+    if dst.exists():
+        return
+    state = torch.load(src, map_location="cpu", weights_only=True)
+    state["trained_seconds"] = 0.0
+    last = state["history"][-1] if state["history"] else {}
+    state["best_loss"] = float(last.get("valid_loss", float("inf")))
+    state["scheduler"]["base_lrs"] = [lr] * len(state["scheduler"]["base_lrs"])
+    for group in state["optimizer"]["param_groups"]:
+        group["initial_lr"] = lr
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = out / "last.pt.tmp"
+    torch.save(state, tmp)
+    tmp.replace(dst)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description="train the RCNN speaker embedding")
     ap.add_argument("--config", type=Path, required=True)
@@ -74,11 +97,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--export", type=Path, default=None,
                     help="after training, write OUT/best.safetensors without its head here")
+    ap.add_argument("--restart-from", type=Path, default=None,
+                    help="a finished run's last.pt to continue with a fresh schedule")
+    ap.add_argument("--restart-lr", type=float, default=None,
+                    help="peak learning rate of the restart (default: the config's)")
     add_budget_arguments(ap)
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     cfg = json.loads(args.config.read_text())
     cfg["train"] = apply_budget_arguments(cfg["train"], args)
+    if args.restart_from is not None:
+        restart_state(args.restart_from, Path(args.out),
+                      args.restart_lr or float(cfg["train"]["lr"]))
     trainer = build(cfg, args.data, args.out)
     hist = trainer.fit()
     if hist:

@@ -97,3 +97,11 @@ def test_tiny_recipe_trains_and_exports(tmp_path, synth_voice) -> None:
     assert "valid_nn_err" in info["history"][0]
     model = SpeakerRCNN.from_pretrained(export)
     assert model.classifier is None
+    # warm restart in a new folder: epochs continue, schedule clock and peak lr are reset
+    out2 = tmp_path / "run2"
+    assert mod.main(["--config", str(ROOT / "recipes/diarization/configs/tiny.json"),
+                     "--data", str(data), "--out", str(out2), "--epochs", "2",
+                     "--restart-from", str(out / "last.pt"), "--restart-lr", "1e-4"]) == 0
+    state = torch.load(out2 / "last.pt", weights_only=True)
+    assert [h["epoch"] for h in state["history"]] == [1, 2]
+    assert state["scheduler"]["base_lrs"] == [1e-4]
