@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import torch
 
+from audiofcn.frontend.checks import as_mono_batch
 from audiofcn.models.lyra_soundstream import LyraSoundStream
 from audiofcn.models.soundstream import SoundStream
 from audiofcn.nn.causal import StreamState
@@ -39,7 +40,7 @@ class StreamingEncoder:
         return self.model.hop_length
 
     def push(self, chunk: torch.Tensor) -> torch.Tensor:
-        x = self.model._as_batch(chunk)
+        x = as_mono_batch(chunk)
         self.samples += x.shape[-1]
         self.batch = x.shape[0]
         return self.model.encode_stream(x, self.state, self.n_q, self.denoise)

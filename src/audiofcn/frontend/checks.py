@@ -79,4 +79,18 @@ def check_stream_frame(frame: torch.Tensor, batch: int | None) -> int:
     return b
 
 
-__all__ = ["as_audio", "check_positive", "check_stream_frame"]
+def as_mono_batch(audio: torch.Tensor) -> torch.Tensor:
+    """``(T,)``, ``(batch, T)`` or ``(batch, 1, T)`` audio as ``(batch, 1, T)`` (the codecs'
+    input layout), or a ValueError naming the shape it got."""
+    if audio.dim() == 1:
+        audio = audio[None, None]
+    elif audio.dim() == 2:
+        audio = audio[:, None]
+    if audio.dim() != 3 or audio.shape[1] != 1:
+        raise ValueError(f"expected audio (batch, 1, T) or (batch, T), got "
+                         f"{tuple(audio.shape)}")
+    return audio
+
+
+__all__ = ["as_audio", "as_mono_batch", "check_positive", "check_stream_frame"]
+

@@ -32,6 +32,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from audiofcn.frontend.checks import as_mono_batch
 from audiofcn.models.base import PretrainedModel
 from audiofcn.nn.quantized_causal import (
     Cache,
@@ -212,16 +213,6 @@ class LyraSoundStream(PretrainedModel):
         return n_q
 
     # --- offline -----------------------------------------------------------------------------
-    def _as_batch(self, audio: torch.Tensor) -> torch.Tensor:
-        if audio.dim() == 1:
-            audio = audio[None, None]
-        elif audio.dim() == 2:
-            audio = audio[:, None]
-        if audio.dim() != 3 or audio.shape[1] != 1:
-            raise ValueError(f"expected audio (batch, 1, T) or (batch, T), got "
-                             f"{tuple(audio.shape)}")
-        return audio
-
     def embed(self, audio: torch.Tensor, denoise: Any = None, cache: Cache = None
               ) -> torch.Tensor:
         """Encoder output: ``(batch, 1, T)`` -> ``(batch, 64, ceil(T / 320))`` (the input is
@@ -229,7 +220,7 @@ class LyraSoundStream(PretrainedModel):
         must be falsy (Lyra has no denoising condition)."""
         if denoise is not None and not isinstance(denoise, torch.Tensor) and denoise:
             raise ValueError("the Lyra model has no denoising mode")
-        x = self._as_batch(audio)
+        x = as_mono_batch(audio)
         x = torch.nn.functional.pad(x, (0, -x.shape[-1] % self.hop_length))
         return self.encoder(x, cache)
 
@@ -237,7 +228,7 @@ class LyraSoundStream(PretrainedModel):
                 denoise: Any = None) -> dict[str, Any]:
         """Code and decode (training: quantizer dropout when ``n_q`` is None). Shapes:
         ``(batch, 1, T)`` -> ``{"audio": (batch, 1, T), "codes": (batch, n, frames), ...}``."""
-        x = self._as_batch(audio)
+        x = as_mono_batch(audio)
         q: RVQOutput = self.quantizer(self.embed(x), n_q)
         y = self.decoder(q.quantized)[..., : x.shape[-1]]
         return {"audio": y, "codes": q.codes, "n_q": q.n_q, "commit_loss": q.commit_loss,
@@ -261,7 +252,7 @@ class LyraSoundStream(PretrainedModel):
                       denoise: bool = False) -> torch.Tensor:
         """A chunk ``(batch, 1, n)`` of any length -> codes of the frames it completed,
         ``(batch, n_q, m)``. ``state`` is a dict owned by the caller, one per stream."""
-        x = self._as_batch(chunk)
+        x = as_mono_batch(chunk)
         pending = state.get("pending")
         if pending is not None:
             x = torch.cat([pending, x], dim=-1)

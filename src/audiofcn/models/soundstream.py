@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from audiofcn.frontend.checks import as_audio
+from audiofcn.frontend.checks import as_audio, as_mono_batch
 from audiofcn.models.base import PretrainedModel
 from audiofcn.nn.causal import (
     ELU,
@@ -145,16 +145,6 @@ class SoundStream(PretrainedModel):
         return n_q
 
     # --- offline -----------------------------------------------------------------------------
-    def _as_batch(self, audio: torch.Tensor) -> torch.Tensor:
-        if audio.dim() == 1:
-            audio = audio[None, None]
-        elif audio.dim() == 2:
-            audio = audio[:, None]
-        if audio.dim() != 3 or audio.shape[1] != 1:
-            raise ValueError(f"expected audio (batch, 1, T) or (batch, T), got "
-                             f"{tuple(audio.shape)}")
-        return audio
-
     def _cond(self, denoise: bool | torch.Tensor | None, batch: int,
               device: torch.device) -> torch.Tensor:
         if isinstance(denoise, torch.Tensor):
@@ -166,7 +156,7 @@ class SoundStream(PretrainedModel):
         """Encoder output before quantization: ``(batch, 1, T)`` -> ``(batch, D, frames)``;
         the input is zero-padded on the right to whole frames."""
         # Whole-signal entry (forward/encode; not the per-chunk stream): full input checks.
-        x = self._as_batch(as_audio(audio, expect="(batch, 1, T) or (batch, T)"))
+        x = as_mono_batch(as_audio(audio, expect="(batch, 1, T) or (batch, T)"))
         pad = -x.shape[-1] % self.hop_length
         x = F.pad(x, (0, pad))
         h = self.film(self.encoder(x), self._cond(denoise, x.shape[0], x.device))
@@ -179,7 +169,7 @@ class SoundStream(PretrainedModel):
 
         Shapes: ``(batch, 1, T)`` -> ``{"audio": (batch, 1, T), "codes": (batch, n, frames),
         ...}``."""
-        x = self._as_batch(audio)
+        x = as_mono_batch(audio)
         z = self.embed(x, denoise)
         q: RVQOutput = self.quantizer(z, n_q)
         y = self.decoder(q.quantized)[..., : x.shape[-1]]
@@ -222,7 +212,7 @@ class SoundStream(PretrainedModel):
                       denoise: bool = False) -> torch.Tensor:
         """One chunk ``(batch, 1, n)`` of any length -> the codes of the frames it completed,
         ``(batch, n_q, m)``. ``state`` is a dict owned by the caller, one per stream."""
-        x = self._as_batch(chunk)
+        x = as_mono_batch(chunk)
         p = self._encoder_plans(state, denoise)
         h = p["encoder"].step(x.transpose(1, 2), p["encoder_state"])  # (batch, m, C)
         if h.shape[1] == 0:
