@@ -15,6 +15,16 @@ from torch import nn
 
 from audiofcn.frontend import LogMelConfig, LogMelFrontend, MelConfig, STFTConfig
 from audiofcn.models.base import PretrainedModel
+from audiofcn.models.padded import (
+    MONOTONE,
+    FoldedConv,
+    fold_conv_block,
+    frame_affine,
+    padded_logmel,
+    padded_rows,
+    run_split,
+    state_key,
+)
 from audiofcn.nn.conv import ConvBNAct2d
 from audiofcn.nn.se import ChannelSE, ChannelSpatialSE2d, SpatialSE2d, se_hidden
 
@@ -131,27 +141,85 @@ class FCN(PretrainedModel):
         """``(batch, time)`` -> ``(batch, 1, n_mels, frames)`` normalised log-mel."""
         return self.normalise_logmel(self.frontend(audio))
 
+    def folded_layers(self) -> list[FoldedConv] | None:
+        """The conv stack with batch norms folded in (cached until a parameter or statistic
+        changes); ``None`` for stacks the folded evaluator does not cover (SE blocks, an
+        activation not known to be increasing)."""
+        if self.config.se is not None or self.config.activation not in MONOTONE:
+            return None
+        key = state_key(self.layers)
+        if getattr(self, "_folded_key", None) != key:
+            with torch.no_grad():
+                self._folded = [fold_conv_block(b, self.config.activation) for b in self.layers]
+            self._folded_key = key
+        return self._folded
+
+    def _conv_layers(self, x: torch.Tensor) -> torch.Tensor:
+        """The conv stack; in eval mode folded (batch norm in the conv, max-pool before the
+        increasing activation, :mod:`audiofcn.models.padded`): the same values, faster."""
+        folded = None if self.training else self.folded_layers()
+        if folded is None:
+            return self.layers(x)
+        return run_split(folded, x, x.new_zeros(0), torch.zeros(0, dtype=torch.long))
+
     def embed_logmel(self, spec: torch.Tensor) -> torch.Tensor:
         """``(batch, n_mels, frames)`` log-mel -> ``(batch, channels[-1])`` features."""
-        h = self.layers(self.normalise_logmel(spec))
+        h = self._conv_layers(self.normalise_logmel(spec))
         return h.amax(dim=(-2, -1))  # 1×1 at the design length; global max for longer input
+
+    def conv_padded(self, audio: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor | None:
+        """Conv features of ``input_length`` chunks zero-padded after ``lengths`` samples,
+        computed on the real frames only (:mod:`audiofcn.models.padded`); ``None`` where that
+        does not apply (training mode, SE blocks, another input length, no all-zero frame)."""
+        folded = None if self.training else self.folded_layers()
+        if folded is None or audio.shape[-1] != self.config.input_length or \
+                self.n_frames < self.min_frames:
+            return None
+        pm = padded_logmel(self.frontend, audio, lengths, self.config.input_length)
+        if pm is None:
+            return None
+        f, total = pm.head.shape[-1] - 1, self.n_frames
+        scale, shift = frame_affine(self.input_norm, total)
+        dense = pm.head[..., :f] * scale[:f] + shift[:f]
+        tail = pm.floor[:, None] * scale[f:] + shift[f:]
+        return run_split(folded, dense.unsqueeze(1), tail[:, None, None],
+                         torch.zeros(pm.head.shape[1], dtype=torch.long))
 
     def classify_logmel(self, spec: torch.Tensor) -> torch.Tensor:
         """``(batch, n_mels, frames)`` log-mel -> ``(batch, n_labels)`` logits."""
         return self.classifier(self.dropout(self.embed_logmel(spec)))
 
-    def embed(self, audio: torch.Tensor) -> torch.Tensor:
-        """``(batch, time)`` -> ``(batch, channels[-1])`` pooled last-layer features."""
-        return self.embed_logmel(self.frontend(audio))
+    def embed(self, audio: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """``(batch, time)`` -> ``(batch, channels[-1])`` pooled last-layer features (see
+        :meth:`forward` for ``lengths``)."""
+        if lengths is None:
+            return self.embed_logmel(self.frontend(audio))
+        audio = audio * (torch.arange(audio.shape[-1], device=audio.device) < lengths[:, None])
+        fast = padded_rows(self.frontend, lengths, audio.shape[-1]).to(audio.device)
+        if not fast.any():
+            return self.embed_logmel(self.frontend(audio))
+        h = self.conv_padded(audio[fast], lengths[fast])
+        if h is None:
+            return self.embed_logmel(self.frontend(audio))
+        emb = h.amax(dim=(-2, -1))
+        if fast.all():
+            return emb
+        out = audio.new_empty(audio.shape[0], emb.shape[1])
+        out[fast] = emb
+        out[~fast] = self.embed_logmel(self.frontend(audio[~fast]))
+        return out
 
-    def forward(self, audio: torch.Tensor) -> torch.Tensor:
+    def forward(self, audio: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         """Tag logits.
 
         Args:
             audio: ``(batch, time)`` mono audio at ``config.sample_rate``; any length (inputs
                 shorter than the pools need are padded).
+            lengths: optional ``(batch,)`` valid samples per chunk: the chunks are taken as
+                zero after them (the reference zero padding), and in eval mode only their
+                real frames are computed densely (same output, faster for short clips).
 
         Returns:
             ``(batch, n_labels)`` logits (sigmoid for multi-label, softmax otherwise).
         """
-        return self.classifier(self.dropout(self.embed(audio)))
+        return self.classifier(self.dropout(self.embed(audio, lengths)))

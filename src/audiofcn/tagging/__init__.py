@@ -8,7 +8,9 @@ Keras-1 weights of Choi et al.'s MSD-50 taggers (needs h5py; imported on use).
 from audiofcn.tagging.inference import (
     TrackTags,
     chunk_audio,
+    chunk_lengths,
     embed,
+    model_logits,
     predict_chunks,
     predict_track,
     probabilities,
@@ -25,6 +27,6 @@ from audiofcn.tagging.registry import (
 )
 
 __all__ = ["DEFAULT_TAGGER", "MODEL_CARDS", "ModelCard", "TrackTags",
-           "chunk_audio", "embed", "load_tagger", "predict_chunks",
+           "chunk_audio", "chunk_lengths", "embed", "load_tagger", "model_logits", "predict_chunks",
            "predict_track", "pretrained_dir", "probabilities", "shipped_taggers", "tag_file",
            "tag_files"]

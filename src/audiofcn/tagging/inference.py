@@ -20,7 +20,7 @@ from torch import nn
 
 from audiofcn.io import AudioError
 from audiofcn.io.stream import read_mono_blocks
-from audiofcn.tagging.stream import stream_chunks
+from audiofcn.tagging.stream import stream_chunks_with_lengths
 
 
 def chunk_audio(audio: torch.Tensor, length: int, hop: int | None = None,
@@ -44,6 +44,28 @@ def chunk_audio(audio: torch.Tensor, length: int, hop: int | None = None,
     return chunks
 
 
+def chunk_lengths(t: int, length: int, hop: int | None = None,
+                  tail: str = "pad") -> torch.Tensor:
+    """``(n_chunks,)`` samples of real audio in each chunk of :func:`chunk_audio` (the rest
+    is zero padding)."""
+    hop = hop or length
+    n = 1 if t <= length else 1 + -(-(t - length) // hop)
+    valid = (t - torch.arange(n) * hop).clamp(max=length)
+    if tail == "end" and t > length:
+        valid[-1] = length
+    return valid
+
+
+def model_logits(model: nn.Module, chunks: torch.Tensor,
+                 lengths: torch.Tensor | None = None) -> torch.Tensor:
+    """``model(chunks)``; models that take ``lengths`` (the CRNN, the FCN) get the valid
+    samples of each chunk, so they skip the frames of the zero padding (same output)."""
+    if lengths is not None and hasattr(model, "conv_padded") and \
+            bool((lengths < chunks.shape[-1]).any()):
+        return model(chunks, lengths=lengths.to(chunks.device))
+    return model(chunks)
+
+
 def probabilities(model: nn.Module, logits: torch.Tensor) -> torch.Tensor:
     """Sigmoid for multi-label models, softmax for single-label ones."""
     if getattr(model.config, "multi_label", True):
@@ -63,9 +85,12 @@ def predict_chunks(model: nn.Module, audio: torch.Tensor, batch_size: int = 16,
     Returns:
         ``(n_chunks, n_labels)`` probabilities.
     """
-    chunks = chunk_audio(audio.reshape(-1), model.config.input_length, hop, tail)
+    audio = audio.reshape(-1)
+    chunks = chunk_audio(audio, model.config.input_length, hop, tail)
+    lengths = chunk_lengths(audio.shape[0], model.config.input_length, hop, tail)
     device = next(model.parameters()).device
-    out = [probabilities(model, model(chunks[i:i + batch_size].to(device))).cpu()
+    out = [probabilities(model, model_logits(model, chunks[i:i + batch_size].to(device),
+                                             lengths[i:i + batch_size])).cpu()
            for i in range(0, chunks.shape[0], batch_size)]
     return torch.cat(out)
 
@@ -120,9 +145,10 @@ def tag_file(model: nn.Module, path: str | os.PathLike[str], batch_size: int = 1
             peak = max(peak, float(b.abs().max())) if b.numel() else peak
             yield b
 
-    for chunks in stream_chunks(counted(), cfg.input_length, hop, tail):
+    for chunks, lengths in stream_chunks_with_lengths(counted(), cfg.input_length, hop, tail):
         for k in range(0, chunks.shape[0], batch_size):
-            p = probabilities(model, model(chunks[k:k + batch_size].to(device))).cpu()
+            p = probabilities(model, model_logits(model, chunks[k:k + batch_size].to(device),
+                                                  lengths[k:k + batch_size])).cpu()
             total = p.sum(0) if total is None else total + p.sum(0)
             n_chunks += p.shape[0]
     assert total is not None  # stream_chunks always yields at least one chunk
@@ -154,12 +180,17 @@ def embed(model: nn.Module, audio: torch.Tensor, batch_size: int = 16,
           hop: int | None = None, tail: str = "end") -> torch.Tensor:
     """``(n_dims,)`` track embedding: the model's penultimate features (``model.embed``)
     averaged over chunks (the CRNN's last GRU state, the FCN's pooled last conv layer)."""
-    chunks = chunk_audio(audio.reshape(-1), model.config.input_length, hop, tail)
+    audio = audio.reshape(-1)
+    chunks = chunk_audio(audio, model.config.input_length, hop, tail)
+    lengths = chunk_lengths(audio.shape[0], model.config.input_length, hop, tail)
     device = next(model.parameters()).device
-    out = [model.embed(chunks[i:i + batch_size].to(device)).cpu()
-           for i in range(0, chunks.shape[0], batch_size)]
+    out = []
+    for i in range(0, chunks.shape[0], batch_size):
+        x, n = chunks[i:i + batch_size].to(device), lengths[i:i + batch_size]
+        padded = hasattr(model, "conv_padded") and bool((n < x.shape[-1]).any())
+        out.append((model.embed(x, n.to(device)) if padded else model.embed(x)).cpu())
     return torch.cat(out).mean(dim=0)
 
 
-__all__ = ["TrackTags", "chunk_audio", "embed",
+__all__ = ["TrackTags", "chunk_audio", "chunk_lengths", "embed", "model_logits",
            "predict_chunks", "predict_track", "probabilities", "tag_file", "tag_files"]

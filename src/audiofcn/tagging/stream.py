@@ -19,6 +19,15 @@ def stream_chunks(blocks: Iterable[torch.Tensor], length: int, hop: int | None =
                   tail: str = "pad") -> Iterator[torch.Tensor]:
     """``(n, length)`` batches of chunks from consecutive blocks; together they equal
     ``chunk_audio(torch.cat(blocks), length, hop, tail)`` (at least one chunk)."""
+    for chunks, _ in stream_chunks_with_lengths(blocks, length, hop, tail):
+        yield chunks
+
+
+def stream_chunks_with_lengths(blocks: Iterable[torch.Tensor], length: int,
+                               hop: int | None = None, tail: str = "pad"
+                               ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """:func:`stream_chunks` with each batch's ``(n,)`` valid samples per chunk (``length``
+    except for a zero-padded last chunk), so a model can skip the padding's frames."""
     if tail not in ("pad", "end"):
         raise ValueError(f"unknown tail {tail!r} ('pad' or 'end')")
     hop = hop or length
@@ -34,7 +43,7 @@ def stream_chunks(blocks: Iterable[torch.Tensor], length: int, hop: int | None =
         buf = torch.cat([buf, b[drop:]])
         n = 0 if buf.shape[0] < length else 1 + (buf.shape[0] - length) // hop
         if n:
-            yield buf.unfold(0, length, hop)[:n].clone()
+            yield buf.unfold(0, length, hop)[:n].clone(), torch.full((n,), length)
             emitted += n
             skip = max(0, n * hop - buf.shape[0])
             buf = buf[n * hop:]
@@ -44,9 +53,10 @@ def stream_chunks(blocks: Iterable[torch.Tensor], length: int, hop: int | None =
     # length - hop.
     if emitted == 0 or total - emitted * hop > length - hop:
         if tail == "end" and total > length:
-            yield recent.clone()[None]
+            yield recent.clone()[None], torch.tensor([length])
         else:
-            yield F.pad(buf[:length], (0, length - min(length, buf.shape[0])))[None]
+            valid = min(length, buf.shape[0])
+            yield F.pad(buf[:length], (0, length - valid))[None], torch.tensor([valid])
 
 
-__all__ = ["stream_chunks"]
+__all__ = ["stream_chunks", "stream_chunks_with_lengths"]
