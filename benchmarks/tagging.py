@@ -185,11 +185,13 @@ def bench_cli(n_tracks: int, folder: str | None = None,
         for _ in range(max(1, repeats)):
             load_before = _load()
             q = _runqueue_wait_s()
-            t, c = time.perf_counter(), time.process_time()
+            t, c, th = time.perf_counter(), time.process_time(), time.thread_time()
             code = main(["tag", str(audio_dir), "--out", str(Path(tmp) / "t.csv"),
                          "--no-progress", "--threads", "1"])
             dt, cpu = time.perf_counter() - t, time.process_time() - c
-            runs.append({"seconds": dt, "cpu_seconds": cpu,
+            thread = time.thread_time() - th
+            runs.append({"seconds": dt, "cpu_seconds": cpu, "thread_cpu_seconds": thread,
+                         "rtf_thread": audio_s / thread,
                          "runqueue_wait_s": _runqueue_wait_s() - q, "exit": code,
                          "rtf": audio_s / dt, "rtf_cpu": audio_s / cpu,
                          "load_before": load_before, "load_after": _load()})
@@ -205,13 +207,71 @@ def print_cli(cli: dict[str, object]) -> None:
     print(f"\n`audiofcn tag` (shipped default tagger {DEFAULT_TAGGER}, one thread) on "
           f"{cli['tracks']} {cli['source']} tracks ({cli['audio_s']:.0f} s of audio), "
           f"exit {cli['exit']}:\n")
-    print("| run | wall s | × real time (wall) | CPU s | × real time (CPU) | "
-          "waiting for a CPU s | load before → after |")
-    print("|---:|---:|---:|---:|---:|---:|---|")
+    print("| run | thread CPU s | × real time (thread CPU) | process CPU s | wall s | "
+          "× real time (wall) | waiting for a CPU s | load before → after |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---|")
     for i, r in enumerate(cli["runs"], 1):  # type: ignore[arg-type]
-        print(f"| {i} | {r['seconds']:.1f} | {r['rtf']:.0f} | {r['cpu_seconds']:.1f} | "
-              f"{r['rtf_cpu']:.0f} | {r['runqueue_wait_s']:.1f} | "
+        print(f"| {i} | {r['thread_cpu_seconds']:.2f} | **{r['rtf_thread']:.0f}** | "
+              f"{r['cpu_seconds']:.2f} | {r['seconds']:.1f} | {r['rtf']:.0f} | "
+              f"{r['runqueue_wait_s']:.1f} | "
               f"{r['load_before']} → {r['load_after'].split(' on ')[0][5:]} |")
+
+
+def bench_stages(folder: str, n_tracks: int, models: list[str]) -> list[dict[str, object]]:
+    """Where the time of tagging short files goes (thread CPU seconds, one thread): reading +
+    mixing + resampling the first ``n_tracks`` files of ``folder``, then each model on the
+    resulting zero-padded chunks, plain (the whole padded chunk) and with ``lengths`` (the
+    padding's frames skipped, :mod:`audiofcn.models.padded`), and the largest difference
+    between the two outputs."""
+    from audiofcn.io.files import find_audio_files
+    from audiofcn.io.stream import read_mono_blocks
+    from audiofcn.tagging import chunk_audio, chunk_lengths, load_tagger
+
+    files = find_audio_files([folder])[0][:n_tracks]
+    rows: list[dict[str, object]] = []
+    for name in models:
+        m = load_tagger(name)
+        sr, length = m.config.sample_rate, m.config.input_length
+        t = time.thread_time()
+        clips = [torch.cat(list(read_mono_blocks(f, sr, 60.0))) for f in files]
+        t_read = time.thread_time() - t
+        audio_s = sum(c.shape[0] for c in clips) / sr
+        chunks = [chunk_audio(c, length) for c in clips]
+        lengths = [chunk_lengths(c.shape[0], length) for c in clips]
+        with torch.inference_mode():
+            m(chunks[0], lengths=lengths[0])  # warm-up
+            t = time.thread_time()
+            fast = [m(x, lengths=n) for x, n in zip(chunks, lengths, strict=True)]
+            t_fast = time.thread_time() - t
+            t = time.thread_time()
+            for x in chunks:
+                m.frontend(x)
+            t_fe = time.thread_time() - t
+            t = time.thread_time()
+            plain = [m(x) for x in chunks]
+            t_plain = time.thread_time() - t
+        diff = max(float((torch.sigmoid(a) - torch.sigmoid(b)).abs().max())
+                   for a, b in zip(fast, plain, strict=True))
+        rows.append({"model": name, "tracks": len(files), "audio_s": audio_s,
+                     "read_resample_s": t_read, "frontend_padded_s": t_fe,
+                     "model_plain_s": t_plain, "model_lengths_s": t_fast,
+                     "max_abs_prob_diff": diff})
+    return rows
+
+
+def print_stages(rows: list[dict[str, object]]) -> None:
+    print("\nShort files, stage by stage (thread CPU s, one thread):\n")
+    print("| model | tracks (audio s) | read + mix + resample | log-mel of the padded chunks | "
+          "model, plain padded chunks | model, padding skipped | speed-up | "
+          "max abs Δp |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    for r in rows:
+        print(f"| {r['model']} | {r['tracks']} ({r['audio_s']:.0f}) | "
+              f"{r['read_resample_s']:.2f} | {r['frontend_padded_s']:.2f} | "
+              f"{r['model_plain_s']:.2f} ({r['audio_s'] / r['model_plain_s']:.0f}×) | "  # type: ignore[operator]
+              f"{r['model_lengths_s']:.2f} ({r['audio_s'] / r['model_lengths_s']:.0f}×) | "  # type: ignore[operator]
+              f"{r['model_plain_s'] / r['model_lengths_s']:.1f}× | "  # type: ignore[operator]
+              f"{r['max_abs_prob_diff']:.1e} |")
 
 
 def _write_long_file(path: Path, minutes: float, data_root: str | None) -> str:
@@ -312,6 +372,9 @@ def main() -> int:
     p.add_argument("--long-minutes", type=float, default=0.0,
                    help="also tag one file this long and measure peak memory (e.g. 60)")
     p.add_argument("--data-root", help="shared data folder (real music for --long-minutes)")
+    p.add_argument("--stages", help="comma-separated taggers: time the stages of tagging the "
+                   "--cli-folder files (read/resample, model on padded chunks plain vs "
+                   "padding skipped)")
     args = p.parse_args()
     torch.set_num_threads(1)
     torch.manual_seed(0)
@@ -341,6 +404,10 @@ def main() -> int:
                   f"{r.get('train_audio_s_per_s', float('nan')):,.1f} |")
         print(f"| reference: log-mel frontend only (12 kHz, 96 bins) | 0 | 29.12 | – | "
               f"{4 * 29.12 / t_fe:,.0f} | – |")
+    if args.stages:
+        if not args.cli_folder:
+            raise SystemExit("--stages needs --cli-folder")
+        print_stages(bench_stages(args.cli_folder, args.cli_tracks, args.stages.split(",")))
     if not args.skip_cli:
         cli = bench_cli(args.cli_tracks, args.cli_folder, args.cli_repeats)
         if cli is None:

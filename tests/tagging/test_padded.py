@@ -152,3 +152,17 @@ def test_chunk_lengths_match_streamed_lengths():
         chunks = chunk_audio(x, length, hop, tail)
         for ch, n in zip(chunks, lengths.tolist(), strict=True):
             assert not ch[n:].any()  # nothing but zero padding after the valid samples
+
+
+@needs
+@torch.inference_mode()
+def test_crnn_unpadded_policy():
+    """``embed_unpadded`` (the "own length" policy): equal to the chunk path on a full chunk;
+    on a short clip the GRU reads fewer steps; too few frames is an error."""
+    model = load_tagger("msd50_crnn")
+    cfg = model.config
+    spec = model.frontend(music(cfg.input_length, cfg.sample_rate, seed=2)[None])
+    torch.testing.assert_close(model.embed_unpadded(spec), model.embed_logmel(spec))
+    assert model.embed_unpadded(spec[..., :300]).shape == (1, cfg.gru_hidden)
+    with pytest.raises(ValueError, match="too few"):
+        model.embed_unpadded(spec[..., :10])

@@ -148,11 +148,11 @@ class CRNN(PretrainedModel):
         return self._folded
 
     def _conv_layers(self, x: torch.Tensor) -> torch.Tensor:
-        """The conv stack. In eval mode, each batch norm is folded into its conv, the
-        max-pool runs before the ELU and the first layer is a matrix product per pooling
-        phase (:mod:`audiofcn.models.padded`): exact rewrites (ELU is increasing, so it
-        commutes with max) that cut the element-wise work 4-16x."""
-        if self.training:
+        """The conv stack. In eval mode without gradients, each batch norm is folded into its
+        conv, the max-pool runs before the ELU and the first layer is a matrix product per
+        pooling phase (:mod:`audiofcn.models.padded`): exact rewrites (ELU is increasing, so
+        it commutes with max) that cut the element-wise work 4-16x."""
+        if self.training or torch.is_grad_enabled():  # gradients flow through the modules
             return self.layers(x)
         return run_split(self.folded_layers(), x, x.new_zeros(0), torch.zeros(0, dtype=torch.long))
 
@@ -172,12 +172,36 @@ class CRNN(PretrainedModel):
         x = self.input_norm(x.transpose(1, 2)).transpose(1, 2)  # per-frame statistics
         return self._recurrent(self._conv_layers(x.unsqueeze(1)))
 
+    def embed_unpadded(self, spec: torch.Tensor) -> torch.Tensor:
+        """``(batch, n_mels, frames)`` log-mel of a clip *shorter* than a chunk (``frames`` ≤
+        ``n_frames``) -> ``(batch, gru_hidden)``, without padding it to a chunk: the conv stack
+        and the GRU run on the clip's own frames. The per-frame input norm uses the statistics
+        of the frames' positions (the left zero frames, then clip frames 0 … frames-1) and those
+        of the right zero frames; at ``frames == n_frames`` this is :meth:`embed_logmel`.
+        Needs at least as many frames as the pools take (ValueError otherwise)."""
+        cfg, n = self.config, spec.shape[-1]
+        if n > cfg.n_frames:
+            raise ValueError(f"at most {cfg.n_frames} frames, got {n}")
+        tp, total = cfg.time_pad, self.padded_frames
+        steps = n + 2 * tp
+        for _, t in cfg.pools:
+            steps //= t
+        if steps < 1:
+            raise ValueError(f"{n} frames are too few for the CRNN's pools")
+        pos = torch.cat([torch.arange(tp + n), torch.arange(total - tp, total)]).to(spec.device)
+        bn = self.input_norm
+        x = F.pad(spec, (tp, tp)).transpose(1, 2)
+        x = F.batch_norm(x, bn.running_mean[pos], bn.running_var[pos], bn.weight[pos],
+                         bn.bias[pos], False, 0.0, bn.eps).transpose(1, 2)
+        return self._recurrent(self._conv_layers(x.unsqueeze(1)))
+
     def conv_padded(self, audio: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor | None:
         """Conv features of chunks zero-padded after ``lengths`` samples, computed on the real
         frames only (:mod:`audiofcn.models.padded`); ``None`` where that does not apply
-        (training mode, another input length, a chunk with no all-zero frame)."""
+        (training mode or gradients enabled, another input length, a chunk with no all-zero
+        frame)."""
         cfg = self.config
-        if self.training or audio.shape[-1] != cfg.input_length:
+        if self.training or torch.is_grad_enabled() or audio.shape[-1] != cfg.input_length:
             return None
         pm = padded_logmel(self.frontend, audio, lengths, cfg.input_length)
         if pm is None:

@@ -155,9 +155,10 @@ class FCN(PretrainedModel):
         return self._folded
 
     def _conv_layers(self, x: torch.Tensor) -> torch.Tensor:
-        """The conv stack; in eval mode folded (batch norm in the conv, max-pool before the
-        increasing activation, :mod:`audiofcn.models.padded`): the same values, faster."""
-        folded = None if self.training else self.folded_layers()
+        """The conv stack; in eval mode without gradients folded (batch norm in the conv,
+        max-pool before the increasing activation, :mod:`audiofcn.models.padded`): the same
+        values, faster."""
+        folded = None if self.training or torch.is_grad_enabled() else self.folded_layers()
         if folded is None:
             return self.layers(x)
         return run_split(folded, x, x.new_zeros(0), torch.zeros(0, dtype=torch.long))
@@ -170,8 +171,9 @@ class FCN(PretrainedModel):
     def conv_padded(self, audio: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor | None:
         """Conv features of ``input_length`` chunks zero-padded after ``lengths`` samples,
         computed on the real frames only (:mod:`audiofcn.models.padded`); ``None`` where that
-        does not apply (training mode, SE blocks, another input length, no all-zero frame)."""
-        folded = None if self.training else self.folded_layers()
+        does not apply (training mode or gradients enabled, SE blocks, another input length,
+        no all-zero frame)."""
+        folded = None if self.training or torch.is_grad_enabled() else self.folded_layers()
         if folded is None or audio.shape[-1] != self.config.input_length or \
                 self.n_frames < self.min_frames:
             return None
