@@ -214,7 +214,8 @@ class CRNN(PretrainedModel):
         raw[:, tp + cfg.n_frames - d0:] = 0.0  # the right zero frames
         tail = raw * scale[d0:] + shift[d0:]
         return run_split(self.folded_layers(), dense.unsqueeze(1), tail[:, None, None],
-                         torch.zeros(pm.head.shape[1], dtype=torch.long))
+                         torch.zeros(pm.head.shape[1], dtype=torch.long,
+                                     device=audio.device))
 
     def classify_logmel(self, spec: torch.Tensor) -> torch.Tensor:
         """``(batch, n_mels, n_frames)`` log-mel (the frontend's output) -> ``(batch, n_labels)``

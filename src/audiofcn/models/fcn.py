@@ -185,7 +185,8 @@ class FCN(PretrainedModel):
         dense = pm.head[..., :f] * scale[:f] + shift[:f]
         tail = pm.floor[:, None] * scale[f:] + shift[f:]
         return run_split(folded, dense.unsqueeze(1), tail[:, None, None],
-                         torch.zeros(pm.head.shape[1], dtype=torch.long))
+                         torch.zeros(pm.head.shape[1], dtype=torch.long,
+                                     device=audio.device))
 
     def classify_logmel(self, spec: torch.Tensor) -> torch.Tensor:
         """``(batch, n_mels, frames)`` log-mel -> ``(batch, n_labels)`` logits."""

@@ -216,7 +216,7 @@ def padded_logmel(frontend: LogMelFrontend, audio: torch.Tensor, lengths: torch.
     x = audio.new_zeros(audio.shape[0], crop)
     w = min(audio.shape[-1], crop)
     x[:, :w] = audio[:, :w]
-    x[torch.arange(crop)[None, :] >= lengths[:, None]] = 0.0
+    x[torch.arange(crop, device=x.device)[None, :] >= lengths.to(x.device)[:, None]] = 0.0
     spec = frontend(x)[..., : j0 + 1]
     col = spec[..., -1]
     if not bool((col == col[:, :1]).all()):
