@@ -18,9 +18,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import torch
 
-from audiofcn.frontend.checks import as_mono_batch
 from audiofcn.models.lyra_soundstream import LyraSoundStream
 from audiofcn.nn import quantized_stream_plan
 from audiofcn.nn.quantized_stream_plan import QuantizedStreamPlan, SequentialRVQ
@@ -38,38 +38,43 @@ def usable(model: Any, fused: bool | None) -> bool:
         and w.dtype == torch.float32
 
 
-def _plan(model: LyraSoundStream, state: dict[str, Any], key: str, batch: int
-          ) -> tuple[QuantizedStreamPlan, Any, SequentialRVQ]:
-    p = state.get(key)
-    if p is None:
-        if key == "plan_encoder":
-            plan = QuantizedStreamPlan(model.encoder, model.hop_length, 1)
+class _Stream:
+    """One direction's compiled plan, its per-stream memory and the residual VQ snapshot."""
+
+    def __init__(self, model: LyraSoundStream, encoder: bool, batch: int) -> None:
+        if encoder:
+            self.plan = QuantizedStreamPlan(model.encoder, model.hop_length, 1)
         else:
-            plan = QuantizedStreamPlan(model.decoder, 1, model.config.embedding_dim)
-        p = state[key] = (plan, plan.new_state(batch), SequentialRVQ(model.quantizer))
-    elif p[1].shape[0] != batch:
+            self.plan = QuantizedStreamPlan(model.decoder, 1, model.config.embedding_dim)
+        self.mem = self.plan.new_state(batch)
+        self.rvq = SequentialRVQ(model.quantizer)
+        self.hop = model.hop_length
+        self.pending = np.zeros((batch, 0), np.float32)  # samples of an incomplete frame
+
+
+def _stream(model: LyraSoundStream, state: dict[str, Any], key: str, batch: int) -> _Stream:
+    s = state.get(key)
+    if s is None:
+        s = state[key] = _Stream(model, key == "plan_encoder", batch)
+    elif s.mem.shape[0] != batch:
         raise ValueError("the batch size cannot change within a stream")
-    return p
+    return s
 
 
 def encode_stream(model: LyraSoundStream, chunk: torch.Tensor, state: dict[str, Any],
                   n_q: int) -> torch.Tensor:
-    """A chunk ``(batch, 1, n)`` of any length -> codes of the frames it completed,
-    ``(batch, n_q, m)`` int64."""
-    x = as_mono_batch(chunk).detach().float()
-    pending = state.get("pending")
-    if pending is not None:
-        if pending.shape[0] != x.shape[0]:
-            raise ValueError("the batch size cannot change within a stream")
-        x = torch.cat([pending, x], dim=-1)
-    whole = x.shape[-1] - x.shape[-1] % model.hop_length
-    state["pending"] = x[..., whole:]
+    """A chunk ``(batch, 1, n)`` (as :func:`~audiofcn.frontend.checks.as_mono_batch` gives
+    it) -> codes of the frames it completed, ``(batch, n_q, m)`` int64."""
+    s = _stream(model, state, "plan_encoder", chunk.shape[0])
+    x = chunk.detach()[:, 0].float().numpy()
+    if s.pending.shape[1]:
+        x = np.concatenate([s.pending, x], axis=1)
+    whole = x.shape[1] - x.shape[1] % s.hop
+    s.pending = x[:, whole:].copy()
     if whole == 0:
         return torch.zeros(x.shape[0], n_q, 0, dtype=torch.long)
-    plan, mem, rvq = _plan(model, state, "plan_encoder", x.shape[0])
-    z = plan.step(x[:, 0, :whole, None], mem)  # (batch, m, D)
-    b, m, d = z.shape
-    return rvq.encode(z.view(b * m, d), n_q).view(b, m, n_q).permute(0, 2, 1)
+    codes = s.plan.encode_frames(x[:, :whole], s.mem, s.rvq, n_q)  # (batch, m, n_q)
+    return torch.from_numpy(codes).permute(0, 2, 1)
 
 
 def decode_stream(model: LyraSoundStream, codes: torch.Tensor, state: dict[str, Any]
@@ -77,5 +82,5 @@ def decode_stream(model: LyraSoundStream, codes: torch.Tensor, state: dict[str, 
     """Codes of ``m`` frames ``(batch, n_q, m)`` -> ``(batch, 1, m * 320)`` audio."""
     if codes.shape[-1] == 0:
         return torch.zeros(codes.shape[0], 1, 0)
-    plan, mem, rvq = _plan(model, state, "plan_decoder", codes.shape[0])
-    return plan.step(rvq.decode(codes), mem).transpose(1, 2)
+    s = _stream(model, state, "plan_decoder", codes.shape[0])
+    return torch.from_numpy(s.plan.decode_frames(codes.numpy(), s.mem, s.rvq))[:, None]

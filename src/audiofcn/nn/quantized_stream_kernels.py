@@ -230,33 +230,84 @@ def _transposed(p: np.ndarray, wts: np.ndarray, mem: np.ndarray, slope: float) -
 
 
 @njit(cache=True, boundscheck=False)
+def _frame(prog: np.ndarray, wts: np.ndarray, m: np.ndarray, slope: float) -> None:
+    """One input frame (already in place) through every layer."""
+    for li in range(prog.shape[0]):
+        p = prog[li]
+        op = p[OP]
+        if op == CONV:
+            _conv(p, wts, m, slope)
+        elif op == DEPTHWISE:
+            _depthwise(p, wts, m, slope)
+        else:
+            _transposed(p, wts, m, slope)
+
+
+@njit(cache=True, boundscheck=False)
 def run(prog: np.ndarray, wts: np.ndarray, mem: np.ndarray, x: np.ndarray, out: np.ndarray,
         in_off: int, out_off: int, slope: float) -> None:
     """``x`` ``(batch, m * frame, c_in)`` -> ``out`` ``(batch, m * frame_out, c_out)``, one
     frame at a time through every layer; ``mem`` ``(batch, size)`` is updated in place."""
-    n_layers = prog.shape[0]
     frame, c_in = prog[0, T_IN], prog[0, C_IN]
-    last = prog[n_layers - 1]
-    c_out = last[C_OUT]
+    c_out = prog[prog.shape[0] - 1, C_OUT]
     frame_out = out.shape[1] * frame // x.shape[1]
     for bi in range(x.shape[0]):
         m = mem[bi]
         for f in range(x.shape[1] // frame):
+            xin = _view(m, in_off, frame, c_in)
             for i in range(frame):
                 for c in range(c_in):
-                    m[in_off + i * c_in + c] = x[bi, f * frame + i, c]
-            for li in range(n_layers):
-                p = prog[li]
-                op = p[OP]
-                if op == CONV:
-                    _conv(p, wts, m, slope)
-                elif op == DEPTHWISE:
-                    _depthwise(p, wts, m, slope)
-                else:
-                    _transposed(p, wts, m, slope)
+                    xin[i, c] = x[bi, f * frame + i, c]
+            _frame(prog, wts, m, slope)
+            y = _view(m, out_off, frame_out, c_out)
             for i in range(frame_out):
                 for c in range(c_out):
-                    out[bi, f * frame_out + i, c] = m[out_off + i * c_out + c]
+                    out[bi, f * frame_out + i, c] = y[i, c]
+
+
+@njit(cache=True, boundscheck=False)
+def encode(prog: np.ndarray, wts: np.ndarray, mem: np.ndarray, x: np.ndarray,
+           in_off: int, out_off: int, slope: float, cbs: np.ndarray, cbs_t: np.ndarray,
+           norms: np.ndarray, codes: np.ndarray) -> None:
+    """Audio ``x`` ``(batch, m * frame)`` -> ``codes`` ``(batch, m, n_q)``: each frame through
+    the (encoder) plan, then :func:`rvq_encode` of its latent (one output step)."""
+    frame = prog[0, T_IN]
+    d = prog[prog.shape[0] - 1, C_OUT]
+    for bi in range(x.shape[0]):
+        m = mem[bi]
+        for f in range(x.shape[1] // frame):
+            for i in range(frame):
+                m[in_off + i] = x[bi, f * frame + i]
+            _frame(prog, wts, m, slope)
+            z = m[out_off:out_off + d].copy().reshape((1, d))
+            rvq_encode(z, cbs, cbs_t, norms, codes[bi, f:f + 1])
+
+
+@njit(cache=True, boundscheck=False)
+def decode(prog: np.ndarray, wts: np.ndarray, mem: np.ndarray, codes: np.ndarray,
+           in_off: int, out_off: int, slope: float, cbs: np.ndarray, out: np.ndarray) -> bool:
+    """Codes ``(batch, n_q, m)`` -> audio ``out`` ``(batch, m * frame_out)``: the code vectors
+    summed (:func:`rvq_decode`) into the (decoder) plan's input, one frame at a time. False
+    (nothing run) when a code is out of range."""
+    k = cbs.shape[1]
+    for bi in range(codes.shape[0]):
+        for q in range(codes.shape[1]):
+            for f in range(codes.shape[2]):
+                if codes[bi, q, f] < 0 or codes[bi, q, f] >= k:
+                    return False
+    frame_out = out.shape[1] // codes.shape[2]
+    d = cbs.shape[2]
+    row = np.empty((1, codes.shape[1]), np.int64)
+    for bi in range(codes.shape[0]):
+        m = mem[bi]
+        for f in range(codes.shape[2]):
+            for q in range(codes.shape[1]):
+                row[0, q] = codes[bi, q, f]
+            rvq_decode(row, cbs, _view(m, in_off, 1, d))
+            _frame(prog, wts, m, slope)
+            for i in range(frame_out):
+                out[bi, f * frame_out + i] = m[out_off + i]
+    return True
 
 
 @njit(cache=True, boundscheck=False)

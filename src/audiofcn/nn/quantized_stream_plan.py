@@ -228,6 +228,54 @@ class QuantizedStreamPlan:
         return torch.from_numpy(out)
 
 
+    # --- a codec's two ends in one call each (plan + residual VQ; the Lyra port's hot path) ---
+    def encode_frames(self, x: np.ndarray, state: np.ndarray, rvq: SequentialRVQ, n_q: int
+                      ) -> np.ndarray:
+        """Encoder plan (one input channel, one latent step per frame) and residual VQ:
+        audio ``(batch, m * frame)`` float32 -> codes ``(batch, m, n_q)`` int64."""
+        if self.in_channels != 1 or self.frame_out != 1:
+            raise ValueError("encode_frames needs a plan with 1 input channel, 1 output step")
+        if not 1 <= n_q <= rvq.codebooks.shape[0] or rvq.codebooks.shape[2] != self.out_channels:
+            raise ValueError(f"n_q must be in [1, {rvq.codebooks.shape[0]}] (latent size "
+                             f"{rvq.codebooks.shape[2]}), got {n_q} ({self.out_channels})")
+        bsz, n = x.shape
+        if n % self.frame or bsz != state.shape[0]:
+            raise ValueError(f"input {x.shape}: expected (batch={state.shape[0]}, multiple of "
+                             f"{self.frame})")
+        codes = np.empty((bsz, n // self.frame, n_q), np.int64)
+        blas = fused_kernels.blas_one_thread()
+        try:
+            _kernels.encode(self.prog, self.wts, state, np.ascontiguousarray(x, np.float32),
+                            self.in_offset, self.out_offset, self.slope, rvq.codebooks,
+                            rvq.transposed, rvq.norms, codes)
+        finally:
+            fused_kernels.blas_restore(blas)
+        return codes
+
+    def decode_frames(self, codes: np.ndarray, state: np.ndarray, rvq: SequentialRVQ
+                      ) -> np.ndarray:
+        """Summed code vectors into the decoder plan (one input step of the latent size per
+        frame, one output channel): codes ``(batch, n_q, m)`` -> ``(batch, m * frame_out)``."""
+        bsz, n_q, m = codes.shape
+        if self.frame != 1 or self.out_channels != 1 \
+                or rvq.codebooks.shape[2] != self.in_channels:
+            raise ValueError("decode_frames needs a plan with 1 input step of the latent size "
+                             "and 1 output channel")
+        if not 1 <= n_q <= rvq.codebooks.shape[0] or bsz != state.shape[0]:
+            raise ValueError(f"codes {codes.shape}: expected (batch={state.shape[0]}, "
+                             f"1..{rvq.codebooks.shape[0]} codebooks, frames)")
+        out = np.empty((bsz, m * self.frame_out), np.float32)
+        blas = fused_kernels.blas_one_thread()
+        try:
+            ok = _kernels.decode(self.prog, self.wts, state,
+                                 np.ascontiguousarray(codes, np.int64), self.in_offset,
+                                 self.out_offset, self.slope, rvq.codebooks, out)
+        finally:
+            fused_kernels.blas_restore(blas)
+        if not ok:
+            raise ValueError("code out of range for the codebooks")
+        return out
+
 
 class SequentialRVQ:
     """A :class:`~audiofcn.nn.quantizer.ResidualVectorQuantizer` snapshot for the plans, in the
