@@ -54,12 +54,14 @@ _ALIGN = 16  # floats (64 bytes) between buffers
 
 
 def _layers(module: nn.Module) -> Iterator[nn.Module]:
-    """The layers in the order they run (registration order, as in the Lyra port's blocks)."""
+    """The layers in the order they run: registration order, as in the Lyra port's blocks
+    (containers without weights of their own are walked into; any other layer is refused)."""
     leaf = (QCausalConv1d, QCausalConvTranspose1d, QLeakyReLU, QResidualUnit)
     for child in module.children():
         if isinstance(child, leaf):
             yield child
-        elif isinstance(child, nn.ModuleList) or not any(True for _ in child.parameters(False)):
+        elif any(True for _ in child.children()) and not any(True for _ in
+                                                             child.parameters(False)):
             yield from _layers(child)
         else:
             raise TypeError(f"QuantizedStreamPlan cannot run {type(child).__name__}")
@@ -319,6 +321,8 @@ class SequentialRVQ:
 
 
 if AVAILABLE:
+    import scipy.linalg.cython_blas  # noqa: F401  (the BLAS that numba's np.dot calls)
+
     from audiofcn.nn import quantized_stream_kernels as _kernels
 
-    fused_kernels.refresh_blas()  # scipy's BLAS (numba's np.dot) is loaded now
+    fused_kernels.refresh_blas()  # so that blas_one_thread also holds scipy's BLAS to 1 thread
