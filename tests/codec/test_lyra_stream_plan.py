@@ -157,3 +157,7 @@ def test_plan_rejects_what_it_cannot_run() -> None:
     enc.push(torch.zeros(1, 640))
     with pytest.raises(ValueError, match="batch size"):
         enc.push(torch.zeros(2, 640))
+    dec = StreamingDecoder(model)
+    with pytest.raises(ValueError, match="out of range"):  # never read outside the codebooks
+        dec.push(torch.full((1, 2, 1), 16))
+    assert dec.push(torch.zeros(1, 2, 3, dtype=torch.long)).shape == (1, 1, 960)
