@@ -5,7 +5,9 @@ for the layers of :mod:`audiofcn.nn.quantized_causal` (grouped, depthwise and st
 convolutions, transposed convolutions, leaky ReLU and :class:`FakeQuant` rounding), as used by
 the port of Lyra's SoundStream. At Lyra's frame size (20 ms: 320 samples into the encoder, one
 frame into the decoder) the eager modules spend nearly all their time in the dispatch of ~300
-small torch ops per frame; here one frame is **one numba call**:
+small torch ops per frame; here a chunk of any whole number of frames is **one numba call**
+(:meth:`QuantizedStreamPlan.step`; a codec's :meth:`~QuantizedStreamPlan.encode_frames` and
+:meth:`~QuantizedStreamPlan.decode_frames` take the residual VQ into the same call):
 
 * the plan is built for a fixed input frame (``frame`` time steps) and compiled to a table of
   layers (``prog``: one row of integers per convolution) over one flat weight array and one flat
@@ -280,11 +282,13 @@ class QuantizedStreamPlan:
 
 
 class SequentialRVQ:
-    """A :class:`~audiofcn.nn.quantizer.ResidualVectorQuantizer` snapshot for the plans, in the
-    float operations of its own ``encode`` / ``decode`` (one product per codebook, codebooks
-    summed in order), so the codes and vectors are the offline model's, not just close to them
-    (:class:`~audiofcn.nn.quantizer.FrozenRVQ` sums and rounds in other orders: near-ties of
-    the late codebooks can then pick another code).
+    """A :class:`~audiofcn.nn.quantizer.ResidualVectorQuantizer` snapshot for the plans, with
+    the operations of its own ``encode`` / ``decode``: per codebook ``|c|^2 - (2 r) . c`` with
+    the layers' own norms, first minimum, ``r - c``; decoding sums the code vectors in codebook
+    order (bit for bit the module's). Only the summation inside each product differs (scipy's
+    BLAS here, torch's there), so a code can differ only at a near-tie of two distances
+    (:class:`~audiofcn.nn.quantizer.FrozenRVQ` uses other formulas and picks other codes more
+    often).
 
     ``encode(z, n_q)``: ``(N, D)`` -> ``(N, n_q)`` int64; ``decode(codes)``: ``(B, n_q, T)`` ->
     ``(B, T, D)`` float32 (time-major).
@@ -312,6 +316,8 @@ class SequentialRVQ:
         b, n_q, t = codes.shape
         if not 1 <= n_q <= self.codebooks.shape[0]:
             raise ValueError(f"{n_q} codebooks given, model has {self.codebooks.shape[0]}")
+        if codes.numel() == 0:
+            return torch.zeros(b, t, self.codebooks.shape[2])
         if int(codes.min()) < 0 or int(codes.max()) >= self.codebooks.shape[1]:
             raise ValueError("code out of range for the codebooks")
         flat = np.ascontiguousarray(codes.permute(0, 2, 1).reshape(b * t, n_q).numpy())
