@@ -49,7 +49,8 @@ def test_block_coding_equals_whole_file_coding(tmp_path: Path) -> None:
     assert a.shape == b.shape == (32000,)
     # Int8-rounded layers: a float-rounding difference between block sizes can move a value
     # to the next int8 step, so the blocks agree closely, not bit for bit.
-    snr = 10 * np.log10((b ** 2).sum() / ((a - b) ** 2).sum())
+    err = ((a - b) ** 2).sum()  # 0 through the Lyra port's compiled plans (same per frame)
+    snr = np.inf if err == 0 else 10 * np.log10((b ** 2).sum() / err)
     assert snr > 40 and np.abs(a - b).max() < 0.02, (snr, np.abs(a - b).max())
 
 

@@ -5,13 +5,15 @@ The encoder emits a frame's codes as soon as its last sample has arrived (latenc
 State is cached convolution context (see :mod:`audiofcn.nn.causal`), not re-computation.
 ``fused`` (default: when numba is installed) runs the per-chunk glue in the fused kernels of
 :mod:`audiofcn.nn.fused_kernels`; ``fused=False`` keeps to torch ops (same output up to float
-rounding).
+rounding). For the Lyra port, ``fused`` streams through its compiled plans
+(:mod:`audiofcn.codec.lyra_stream`) and ``fused=False`` through the model's eager modules.
 """
 
 from __future__ import annotations
 
 import torch
 
+from audiofcn.codec import lyra_stream
 from audiofcn.frontend.checks import as_mono_batch
 from audiofcn.models.lyra_soundstream import LyraSoundStream
 from audiofcn.models.soundstream import SoundStream
@@ -31,6 +33,7 @@ class StreamingEncoder:
             raise ValueError(f"n_q must be in [1, {model.config.num_quantizers}]")
         self.model, self.n_q, self.denoise = model.eval(), n_q, denoise
         self.fused = fused
+        self.plans = lyra_stream.usable(model, fused)
         self.state: StreamState = {"fused": fused}
         self.samples = 0  # samples pushed so far
         self.batch = 1
@@ -43,14 +46,20 @@ class StreamingEncoder:
         x = as_mono_batch(chunk)
         self.samples += x.shape[-1]
         self.batch = x.shape[0]
+        return self._encode(x)
+
+    def _encode(self, x: torch.Tensor) -> torch.Tensor:
+        if self.plans:
+            if self.denoise:
+                raise ValueError("the Lyra model has no denoising mode")
+            return lyra_stream.encode_stream(self.model, x, self.state, self.n_q)
         return self.model.encode_stream(x, self.state, self.n_q, self.denoise)
 
     def flush(self) -> torch.Tensor:
         """Pad the last partial frame with zeros (as the offline encoder does) and emit it."""
         pad = -self.samples % self.model.hop_length
         device = self.model.quantizer.layers[0].codebook.device
-        codes = self.model.encode_stream(torch.zeros(self.batch, 1, pad, device=device),
-                                         self.state, self.n_q, self.denoise)
+        codes = self._encode(torch.zeros(self.batch, 1, pad, device=device))
         self.state = {"fused": self.fused}
         self.samples = 0
         return codes
@@ -66,9 +75,12 @@ class StreamingDecoder:
     def __init__(self, model: SoundStream | LyraSoundStream, fused: bool | None = None) -> None:
         self.model = model.eval()
         self.fused = fused
+        self.plans = lyra_stream.usable(model, fused)
         self.state: StreamState = {"fused": fused}
 
     def push(self, codes: torch.Tensor) -> torch.Tensor:
+        if self.plans:
+            return lyra_stream.decode_stream(self.model, codes, self.state)
         return self.model.decode_stream(codes, self.state)
 
     def reset(self) -> None:

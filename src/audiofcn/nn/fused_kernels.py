@@ -63,6 +63,13 @@ def blas_restore(changed: list[tuple[Any, int]]) -> None:
     for lib, n in changed:
         lib.set_num_threads(n)
 
+
+def refresh_blas() -> None:
+    """Look for BLAS libraries again on the next :func:`blas_one_thread` (after a module
+    loaded another one, e.g. scipy's, which numba's ``np.dot`` calls)."""
+    global _blas_libs
+    _blas_libs = None
+
 shifted_elu: Any = None
 conv_prep: Any = None
 bias_act: Any = None
