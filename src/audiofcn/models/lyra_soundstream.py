@@ -167,6 +167,7 @@ class LyraDecoder(nn.Module):
         c = cfg.channels * 2 ** len(cfg.strides)
         self.bottleneck = QCausalConv1d(cfg.embedding_dim, c, 3, groups=cfg.bottleneck_groups,
                                         quantized="decoder.bottleneck" in q)
+        self.bottleneck.reference_order = "decoder.blocks.0.act" in q  # rounded next
         blocks, frames = [], 1  # the original decodes one latent frame a call
         for i, s in enumerate(reversed(cfg.strides)):
             blocks.append(_DecoderBlock(c, s, cfg, q, f"decoder.blocks.{i}", frames))
