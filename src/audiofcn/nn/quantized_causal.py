@@ -290,9 +290,9 @@ class QCausalConvTranspose1d(nn.Module):
             raise ValueError(f"{t} frames is not a multiple of {n} frames a call")
         w, bias = self.int8_weights()
         xq = (self.int8.recover(x) - self.int8.grid()[1]).view(b, cin, t // n, n)
-        xq = xq.permute(0, 2, 1, 3).reshape(-1, cin, n).to(torch.float64)
-        acc = F.conv_transpose1d(xq, w.to(torch.float64), None, s, groups=self.groups)
-        acc = acc.round().to(torch.int64) + bias[:, None]  # (b * calls, out, (n + m - 1) * s)
+        xq = xq.permute(0, 2, 1, 3).reshape(-1, cin, n)
+        acc = K.conv_transpose1d_acc(xq, w, s, self.groups) + bias[:, None]
+        # acc: (batch * calls, out, (n + m - 1) * stride)
         sc, z = _out_grid(self.out_q, acc)
         m_, sh = K.conv_multipliers(self.int8.grid()[0], self.int8.weight_scale,
                                     self.out_q.scale)

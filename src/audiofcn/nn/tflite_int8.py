@@ -15,11 +15,63 @@ flatbuffer) and integer zero points, per tensor or broadcastable per channel.
 
 from __future__ import annotations
 
+import os
+from typing import Any
+
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 INT8_MIN, INT8_MAX = -128, 127
+
+# The same arithmetic fused into one pass per tensor by numba (as audiofcn.nn.fused_kernels),
+# used by requantize / leaky_relu / add when available; the torch ops below are the
+# specification and the fallback (AUDIOFCN_NO_NUMBA=1), tested equal.
+_requant_rows: Any = None
+_leaky_flat: Any = None
+_add_flat: Any = None
+if os.environ.get("AUDIOFCN_NO_NUMBA", "") not in ("1", "true", "yes"):
+    try:
+        from numba import njit
+
+        @njit(cache=True, inline="always")
+        def _mbqm(v: int, m: int, s: int) -> int:  # pragma: no cover - compiled
+            if s > 0:
+                v = v << s
+            t = (v * m + (1 << 30)) >> 31
+            if s < 0:
+                r = -s
+                t = (t + ((1 << r) >> 1) - (1 if t < 0 else 0)) >> r
+            return t
+
+        @njit(cache=True)
+        def _requant_rows(x, mult, shift, zp, out):  # pragma: no cover - compiled
+            for r in range(x.shape[0]):
+                m, s, z = mult[r], shift[r], zp[r]
+                for i in range(x.shape[1]):
+                    out[r, i] = min(max(_mbqm(x[r, i], m, s) + z, -128), 127)
+
+        @njit(cache=True)
+        def _leaky_flat(q, zin, m_id, s_id, m_a, s_a, zout, out):  # pragma: no cover
+            for i in range(q.shape[0]):
+                v = q[i] - zin
+                t = _mbqm(v, m_id, s_id) if v >= 0 else _mbqm(v, m_a, s_a)
+                out[i] = min(max(t + zout, -128), 127)
+
+        @njit(cache=True)
+        def _add_flat(q1, z1, m1, s1, q2, z2, m2, s2, mo, so, zo, out):  # pragma: no cover
+            for i in range(q1.shape[0]):
+                a = _mbqm((q1[i] - z1) << 20, m1, s1)
+                b = _mbqm((q2[i] - z2) << 20, m2, s2)
+                out[i] = min(max(_mbqm(a + b, mo, so) + zo, -128), 127)
+    except ImportError:  # pragma: no cover - numba is a core dependency
+        pass
+
+FUSED = _requant_rows is not None
+
+
+def _np(t: torch.Tensor) -> np.ndarray:
+    return np.ascontiguousarray(t.detach().cpu().numpy())
 
 
 def quantize_multiplier(real: np.ndarray | float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -39,32 +91,31 @@ def quantize_multiplier(real: np.ndarray | float) -> tuple[torch.Tensor, torch.T
 
 def saturating_rounding_doubling_high_mul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """``SaturatingRoundingDoublingHighMul`` of int32 values (int64 tensors): the high 32 bits
-    of ``2 * a * b``, rounded to nearest (ties away from zero)."""
-    ab = a * b
-    nudge = torch.where(ab >= 0, torch.full_like(ab, 1 << 30), torch.full_like(ab, 1 - (1 << 30)))
-    out = torch.div(ab + nudge, 1 << 31, rounding_mode="trunc")  # C++ division: toward zero
+    of ``2 * a * b``, rounded to nearest. The kernel's nudge (``+2**30``, or ``1 - 2**30`` for
+    a negative product, then division truncating toward zero) rounds ties toward +infinity on
+    both signs, i.e. ``floor((a * b + 2**30) / 2**31)``. Saturates the one overflow case."""
+    out = (a * b + (1 << 30)) >> 31
     overflow = (a == -(1 << 31)) & (b == -(1 << 31))
-    return torch.where(overflow, torch.full_like(out, (1 << 31) - 1), out)
+    return out.masked_fill(overflow, (1 << 31) - 1)
 
 
-def rounding_divide_by_pot(x: torch.Tensor, exponent: torch.Tensor) -> torch.Tensor:
-    """``RoundingDivideByPOT``: ``x / 2**exponent`` rounded to nearest, ties away from zero."""
-    exponent = torch.as_tensor(exponent, dtype=torch.int64)
-    mask = (torch.ones_like(exponent) << exponent) - 1
-    remainder = x & mask
-    threshold = (mask >> 1) + (x < 0).to(torch.int64)
-    return (x >> exponent) + (remainder > threshold).to(torch.int64)
+def rounding_divide_by_pot(x: torch.Tensor, exponent: torch.Tensor | int) -> torch.Tensor:
+    """``RoundingDivideByPOT``: ``x / 2**exponent`` (exponent >= 0) rounded to nearest, ties
+    away from zero (the kernel's mask/threshold form, as one add and one shift)."""
+    e = torch.as_tensor(exponent, dtype=torch.int64)
+    nudge = (torch.ones_like(e) << e) >> 1
+    return (x + nudge - (x < 0).to(torch.int64) * (e > 0).to(torch.int64)) >> e
 
 
 def multiply_by_quantized_multiplier(x: torch.Tensor, multiplier: torch.Tensor,
                                      shift: torch.Tensor) -> torch.Tensor:
     """``MultiplyByQuantizedMultiplier`` (the double-rounding form TFLite builds by default):
-    ``x * multiplier * 2**(shift - 31)`` rounded as the kernels do. All int64 tensors."""
+    ``x * multiplier * 2**(shift - 31)`` rounded as the kernels do. All int64 tensors;
+    ``multiplier`` positive (as :func:`quantize_multiplier` gives)."""
     left = shift.clamp(min=0)
-    right = (-shift).clamp(min=0)
-    return rounding_divide_by_pot(
-        saturating_rounding_doubling_high_mul(x * (torch.ones_like(left) << left), multiplier),
-        right)
+    if bool((left > 0).any()):
+        x = x * (torch.ones_like(left) << left)
+    return rounding_divide_by_pot((x * multiplier + (1 << 30)) >> 31, (-shift).clamp(min=0))
 
 
 def _scalar(v: torch.Tensor | float) -> float:
@@ -81,22 +132,29 @@ def quantize(x: torch.Tensor, scale: torch.Tensor, zero_point: torch.Tensor) -> 
 
 
 def dequantize(q: torch.Tensor, scale: torch.Tensor, zero_point: torch.Tensor) -> torch.Tensor:
-    """DEQUANTIZE int8 -> float32: ``float32(scale * (q - zero_point))`` (exact product, one
-    rounding)."""
-    return ((q - zero_point.to(torch.int64)).to(torch.float64)
-            * scale.to(torch.float64)).to(torch.float32)
+    """DEQUANTIZE int8 -> float32: ``float32(scale * (q - zero_point))``, the exact product
+    rounded once (a float32 multiply of a float32 scale by an int8 difference is exactly
+    that)."""
+    return (q - zero_point.to(torch.int64)).to(torch.float32) * scale.to(torch.float32)
 
 
 def recover(x: torch.Tensor, scale: torch.Tensor, zero_point: torch.Tensor) -> torch.Tensor:
-    """The int8 values behind a float32 tensor that :func:`dequantize` produced (exact)."""
-    v = x.to(torch.float64) / scale.to(torch.float64)
-    return torch.round(v).to(torch.int64) + zero_point.to(torch.int64)
+    """The int8 values behind a float32 tensor that :func:`dequantize` produced (exact: the
+    float32 quotient is within an ulp of an integer of magnitude <= 255)."""
+    return torch.round(x / scale.to(torch.float32)).to(torch.int64) + zero_point.to(torch.int64)
 
 
 def requantize(acc: torch.Tensor, multiplier: torch.Tensor, shift: torch.Tensor,
-               zero_point: torch.Tensor) -> torch.Tensor:
+               zero_point: torch.Tensor, _fused: bool = True) -> torch.Tensor:
     """int32 accumulator (bias included) -> int8: the last step of CONV_2D,
     DEPTHWISE_CONV_2D and TRANSPOSE_CONV. Per-channel ``multiplier``/``shift`` broadcast."""
+    if FUSED and _fused and acc.dim() >= 2:
+        rows = (*acc.shape[:-1], 1)
+        flat = _np(acc.reshape(-1, acc.shape[-1]))
+        out = np.empty_like(flat)
+        _requant_rows(flat, *(_np(torch.broadcast_to(torch.as_tensor(v).to(torch.int64), rows)
+                                  .reshape(-1)) for v in (multiplier, shift, zero_point)), out)
+        return torch.from_numpy(out).view(acc.shape)
     y = multiply_by_quantized_multiplier(acc, multiplier, shift) + zero_point.to(torch.int64)
     return y.clamp(INT8_MIN, INT8_MAX)
 
@@ -110,17 +168,35 @@ def conv_multipliers(in_scale: torch.Tensor | float, weight_scale: torch.Tensor,
     return quantize_multiplier(real)
 
 
+def exact_float_dtype(x: torch.Tensor, weight: torch.Tensor, terms: int) -> torch.dtype:
+    """float32 when every partial sum of ``terms`` products of ``x`` and ``weight`` (integer
+    valued) stays below 2**24 in magnitude, so any summation order is exact; else float64
+    (exact below 2**53)."""
+    bound = int(x.abs().max()) * int(weight.abs().max()) * terms if x.numel() else 0
+    return torch.float32 if bound < (1 << 24) else torch.float64
+
+
 def conv1d_acc(x: torch.Tensor, weight: torch.Tensor, stride: int = 1, dilation: int = 1,
                groups: int = 1) -> torch.Tensor:
     """Exact int32 accumulator of a 1-D conv: ``x`` = input minus its zero point, ``weight`` =
-    int8 weights, both int64; computed as a float64 conv (exact below 2**53)."""
-    acc = F.conv1d(x.to(torch.float64), weight.to(torch.float64), None, stride, 0, dilation,
-                   groups)
+    int8 weights, both int64; computed as a float conv of integer values (see
+    :func:`exact_float_dtype`)."""
+    dt = exact_float_dtype(x, weight, weight.shape[1] * weight.shape[2])
+    acc = F.conv1d(x.to(dt), weight.to(dt), None, stride, 0, dilation, groups)
+    return acc.round().to(torch.int64)
+
+
+def conv_transpose1d_acc(x: torch.Tensor, weight: torch.Tensor, stride: int,
+                         groups: int = 1) -> torch.Tensor:
+    """Exact int32 accumulator of a transposed 1-D conv (``weight`` ``(in, out/groups, k)``),
+    as :func:`conv1d_acc`."""
+    dt = exact_float_dtype(x, weight, weight.shape[0] // groups * weight.shape[2])
+    acc = F.conv_transpose1d(x.to(dt), weight.to(dt), None, stride, groups=groups)
     return acc.round().to(torch.int64)
 
 
 def add(q1: torch.Tensor, s1: float, z1: int, q2: torch.Tensor, s2: float, z2: int,
-        s_out: float, z_out: int) -> torch.Tensor:
+        s_out: float, z_out: int, _fused: bool = True) -> torch.Tensor:
     """ADD of two int8 tensors (``reference_integer_ops::AddElementwise``, left shift 20):
     each input rescaled to ``2 * max(s1, s2)`` in fixed point, summed, rescaled to the output."""
     left_shift = 20
@@ -128,19 +204,30 @@ def add(q1: torch.Tensor, s1: float, z1: int, q2: torch.Tensor, s2: float, z2: i
     m1, sh1 = quantize_multiplier(float(np.float32(s1)) / twice_max)
     m2, sh2 = quantize_multiplier(float(np.float32(s2)) / twice_max)
     mo, sho = quantize_multiplier(twice_max / ((1 << left_shift) * float(np.float32(s_out))))
+    if FUSED and _fused:
+        a1, a2 = torch.broadcast_tensors(q1, q2)
+        out = np.empty(a1.numel(), np.int64)
+        _add_flat(_np(a1.reshape(-1)), z1, int(m1), int(sh1), _np(a2.reshape(-1)), z2, int(m2),
+                  int(sh2), int(mo), int(sho), z_out, out)
+        return torch.from_numpy(out).view(a1.shape)
     a = multiply_by_quantized_multiplier((q1 - z1) << left_shift, m1, sh1)
     b = multiply_by_quantized_multiplier((q2 - z2) << left_shift, m2, sh2)
     return (multiply_by_quantized_multiplier(a + b, mo, sho) + z_out).clamp(INT8_MIN, INT8_MAX)
 
 
 def leaky_relu(q: torch.Tensor, s_in: float, z_in: int, s_out: float, z_out: int,
-               alpha: float) -> torch.Tensor:
+               alpha: float, _fused: bool = True) -> torch.Tensor:
     """LEAKY_RELU on int8 (``reference_ops::QuantizeLeakyRelu``): the identity and the slope
     each a fixed-point multiplier; the factors are computed in float32 as in the kernel's
     Prepare."""
     f32 = np.float32
     m_id, sh_id = quantize_multiplier(float(f32(s_in) / f32(s_out)))
     m_a, sh_a = quantize_multiplier(float(f32(s_in) * f32(alpha) / f32(s_out)))
+    if FUSED and _fused:
+        out = np.empty(q.numel(), np.int64)
+        _leaky_flat(_np(q.reshape(-1)), z_in, int(m_id), int(sh_id), int(m_a), int(sh_a), z_out,
+                    out)
+        return torch.from_numpy(out).view(q.shape)
     v = q - z_in
     y = torch.where(v >= 0, multiply_by_quantized_multiplier(v, m_id, sh_id),
                     multiply_by_quantized_multiplier(v, m_a, sh_a))
