@@ -415,7 +415,10 @@ def tflite_reference(coeffs: Path, audio: np.ndarray, n_q: int, *, kernels: str 
     kw = {"experimental_op_resolver_type": getattr(OpResolverType, KERNELS[kernels])}
     enc = Interpreter(model_path=str(coeffs / "soundstream_encoder.tflite"), **kw)
     gan = Interpreter(model_path=str(coeffs / "lyragan.tflite"), **kw)
-    quant = Interpreter(model_path=str(coeffs / "quantizer.tflite"))
+    # Lyra's C++ runs the quantizer without XNNPACK (built-in kernels)
+    quant = Interpreter(model_path=str(coeffs / "quantizer.tflite"),
+                        experimental_op_resolver_type=getattr(OpResolverType, KERNELS[
+                            "reference" if kernels == "reference" else "builtin"]))
     enc.allocate_tensors()
     gan.allocate_tensors()
     q_enc, q_dec = quant.get_signature_runner("encode"), quant.get_signature_runner("decode")
@@ -446,9 +449,10 @@ def tflite_reference(coeffs: Path, audio: np.ndarray, n_q: int, *, kernels: str 
 
 def write_fixtures(coeffs: Path, audio_path: Path, out: Path, start_s: float = 1.0,
                    frames: int = 20) -> None:
-    """Small reference outputs of the TFLite original (XNNPACK, as Lyra runs it) on
-    ``frames`` frames of ``audio_path`` from ``start_s``: what the always-running test
-    compares the shipped port against."""
+    """Small reference outputs of the TFLite original (its reference kernels, which the
+    port's ``arithmetic="tflite"`` reproduces bit for bit) on ``frames`` frames of
+    ``audio_path`` from ``start_s``: what the always-running test compares the shipped port
+    against. ``codes_xnnpack``: the codes of TFLite with XNNPACK (Lyra's runtime)."""
     import soundfile as sf
     from safetensors.numpy import save_file
 
@@ -457,12 +461,15 @@ def write_fixtures(coeffs: Path, audio_path: Path, out: Path, start_s: float = 1
         raise ValueError(f"{audio_path}: expected 16 kHz")
     seg = x[int(start_s * sr):int(start_s * sr) + 320 * frames]
     seg = seg.astype(np.float16).astype(np.float32)  # stored as float16: run on those values
-    ref = tflite_reference(coeffs, seg, 46)
+    ref = tflite_reference(coeffs, seg, 46, kernels="reference")
+    xnn = tflite_reference(coeffs, seg, 46, kernels="xnnpack")
     out.parent.mkdir(parents=True, exist_ok=True)
     save_file({"input": seg.astype(np.float16), "latents": ref["latents"].astype(np.float32),
-               "codes": ref["codes"].astype(np.uint8), "audio": ref["audio"].astype(np.float16)},
+               "codes": ref["codes"].astype(np.uint8), "audio": ref["audio"].astype(np.float32),
+               "codes_xnnpack": xnn["codes"].astype(np.uint8)},
               str(out), metadata={"source": f"{audio_path.name} from {start_s} s, "
-                                  "google/lyra v2 TFLite (XNNPACK), 46 quantizers"})
+                                  "google/lyra v2 TFLite reference kernels (BUILTIN_REF), "
+                                  "46 quantizers; codes_xnnpack: TFLite with XNNPACK"})
 
 
 def main(argv: list[str] | None = None) -> int:

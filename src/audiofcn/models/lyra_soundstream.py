@@ -38,6 +38,7 @@ from torch import nn
 
 from audiofcn.frontend.checks import as_mono_batch
 from audiofcn.models.base import PretrainedModel
+from audiofcn.nn import tflite_int8
 from audiofcn.nn.quantized_causal import (
     Cache,
     QCausalConv1d,
@@ -223,6 +224,21 @@ class LyraSoundStream(PretrainedModel):
                              "with recipes/codec/convert_lyra.py) for arithmetic='tflite'")
         return mode
 
+    def codebooks(self) -> torch.Tensor:
+        """The residual VQ's codebooks stacked: ``(num_quantizers, codebook_size, dim)``."""
+        return torch.stack([layer.codebook.detach() for layer in self.quantizer.layers])
+
+    def _rvq_encode_tflite(self, z: torch.Tensor, n_q: int | None,
+                           books: torch.Tensor | None = None) -> torch.Tensor:
+        """``(B, D, T)`` -> ``(B, n_q, T)`` codes as Lyra's quantizer graph computes them."""
+        n_q = self.config.num_quantizers if n_q is None else n_q
+        if not 1 <= n_q <= self.config.num_quantizers:
+            raise ValueError(f"n_q must be in [1, {self.config.num_quantizers}], got {n_q}")
+        b, d, t = z.shape
+        books = self.codebooks() if books is None else books
+        codes = tflite_int8.rvq_encode(z.permute(0, 2, 1).reshape(b * t, d), books, n_q)
+        return codes.view(b, t, n_q).permute(0, 2, 1)
+
     # --- properties (same as SoundStream, so audiofcn.codec serves both) --------------------
     @property
     def hop_length(self) -> int:
@@ -274,15 +290,22 @@ class LyraSoundStream(PretrainedModel):
         """Codes: ``(batch, 1, T)`` -> ``(batch, n_q, ceil(T / 320))`` int64. ``arithmetic``:
         ``"tflite"`` (default where available: the original's int8 kernels bit for bit) or
         ``"float"`` (the training path's rounding)."""
-        with int8_arithmetic(self.inference_arithmetic(arithmetic)):
-            return self.quantizer.encode(self.embed(audio, denoise), n_q)
+        mode = self.inference_arithmetic(arithmetic)
+        with int8_arithmetic(mode):
+            z = self.embed(audio, denoise)
+        if mode == "tflite":
+            return self._rvq_encode_tflite(z, n_q)
+        return self.quantizer.encode(z, n_q)
 
     @torch.no_grad()
     def decode(self, codes: torch.Tensor, length: int | None = None,
                arithmetic: str | None = None) -> torch.Tensor:
         """Audio from codes: ``(batch, n_q, frames)`` -> ``(batch, 1, length or frames*320)``."""
-        with int8_arithmetic(self.inference_arithmetic(arithmetic)):
-            y = self.decoder(self.quantizer.decode(codes))
+        mode = self.inference_arithmetic(arithmetic)
+        with int8_arithmetic(mode):
+            z = tflite_int8.rvq_decode(codes, self.codebooks()) if mode == "tflite" \
+                else self.quantizer.decode(codes)
+            y = self.decoder(z)
         return y if length is None else y[..., :length]
 
     # --- streaming (audiofcn.codec.streaming) --------------------------------------------------
@@ -299,8 +322,14 @@ class LyraSoundStream(PretrainedModel):
         state["pending"] = x[..., whole:]
         if whole == 0:
             return torch.zeros(x.shape[0], n_q, 0, dtype=torch.long, device=x.device)
-        with int8_arithmetic(self.inference_arithmetic()):
+        mode = self.inference_arithmetic()
+        with int8_arithmetic(mode):
             z = self.embed(x[..., :whole], denoise, state.setdefault("encoder", {}))
+        if mode == "tflite":  # the original's quantizer arithmetic, as offline
+            books = state.get("books")
+            if books is None:
+                books = state["books"] = self.codebooks()
+            return self._rvq_encode_tflite(z, n_q, books)
         rvq = state.get("rvq")
         if rvq is None:  # codebooks stacked once per stream (snapshot, like the c16 plans)
             rvq = state["rvq"] = FrozenRVQ(self.quantizer)
@@ -313,9 +342,16 @@ class LyraSoundStream(PretrainedModel):
         """Codes of ``m`` frames ``(batch, n_q, m)`` -> ``(batch, 1, m * 320)`` audio."""
         if codes.shape[-1] == 0:
             return torch.zeros(codes.shape[0], 1, 0)
-        rvq = state.get("rvq")
-        if rvq is None:
-            rvq = state["rvq"] = FrozenRVQ(self.quantizer)
-        z = rvq.decode(codes).transpose(1, 2)  # (batch, D, m)
-        with int8_arithmetic(self.inference_arithmetic()):
+        mode = self.inference_arithmetic()
+        if mode == "tflite":
+            books = state.get("books")
+            if books is None:
+                books = state["books"] = self.codebooks()
+            z = tflite_int8.rvq_decode(codes, books)
+        else:
+            rvq = state.get("rvq")
+            if rvq is None:
+                rvq = state["rvq"] = FrozenRVQ(self.quantizer)
+            z = rvq.decode(codes).transpose(1, 2)  # (batch, D, m)
+        with int8_arithmetic(mode):
             return self.decoder(z, state.setdefault("decoder", {}))

@@ -338,7 +338,8 @@ class QResidualUnit(nn.Module):
     """``x + conv1x1(act(conv1x1(depthwise_dilated(act(x)))))``, each step optionally int8.
 
     ``quantized`` names the steps rounded to int8: a subset of
-    ``{"act_a", "dw", "pw", "act_b", "bconv", "add"}``; ``int8`` those run as int8 kernels. Shapes: ``(batch, C, T)`` -> same.
+    ``{"act_a", "dw", "pw", "act_b", "bconv", "add"}``; ``int8`` those run as int8
+    kernels. Shapes: ``(batch, C, T)`` -> same.
     """
 
     STEPS = ("act_a", "dw", "pw", "act_b", "bconv", "add")

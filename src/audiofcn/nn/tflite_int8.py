@@ -30,6 +30,7 @@ INT8_MIN, INT8_MAX = -128, 127
 _requant_rows: Any = None
 _leaky_flat: Any = None
 _add_flat: Any = None
+_rvq_encode: Any = None
 if os.environ.get("AUDIOFCN_NO_NUMBA", "") not in ("1", "true", "yes"):
     try:
         from numba import njit
@@ -57,6 +58,27 @@ if os.environ.get("AUDIOFCN_NO_NUMBA", "") not in ("1", "true", "yes"):
                 v = q[i] - zin
                 t = _mbqm(v, m_id, s_id) if v >= 0 else _mbqm(v, m_a, s_a)
                 out[i] = min(max(t + zout, -128), 127)
+
+        @njit(cache=True)
+        def _rvq_encode(z, books, out):  # pragma: no cover - compiled
+            n_q, k_books, dim = out.shape[1], books.shape[1], books.shape[2]
+            r = np.empty(dim, np.float32)
+            for n in range(z.shape[0]):
+                for d in range(dim):
+                    r[d] = z[n, d]
+                for i in range(n_q):
+                    best, idx = np.float32(np.inf), 0
+                    for k in range(k_books):
+                        acc = np.float32(0.0)
+                        for d in range(dim):
+                            diff = r[d] - books[i, k, d]
+                            acc = acc + diff * diff
+                        if acc < best:
+                            best, idx = acc, k
+                    out[n, i] = idx
+                    for d in range(dim):
+                        u = r[d] + (books[i, idx, d] - r[d])
+                        r[d] = r[d] - u
 
         @njit(cache=True)
         def _add_flat(q1, z1, m1, s1, q2, z2, m2, s2, mo, so, zo, out):  # pragma: no cover
@@ -232,3 +254,39 @@ def leaky_relu(q: torch.Tensor, s_in: float, z_in: int, s_out: float, z_out: int
     y = torch.where(v >= 0, multiply_by_quantized_multiplier(v, m_id, sh_id),
                     multiply_by_quantized_multiplier(v, m_a, sh_a))
     return (y + z_out).clamp(INT8_MIN, INT8_MAX)
+
+
+def rvq_encode(z: torch.Tensor, codebooks: torch.Tensor, n_q: int,
+               _fused: bool = True) -> torch.Tensor:
+    """Residual VQ codes as Lyra's quantizer graph computes them in float32: for each
+    quantizer the squared distances ``SUM(SQUARED_DIFFERENCE(r, c))`` summed in order over the
+    dimension (the reference reduction), the first minimum (``ARG_MIN``), and the residual
+    updated through the straight-through form ``r - (r + (c - r))`` that the graph keeps.
+    ``z`` ``(N, D)``, ``codebooks`` ``(Q, K, D)`` -> ``(N, n_q)`` int64."""
+    z = z.detach().to(torch.float32).contiguous()
+    books = codebooks.detach().to(torch.float32).contiguous()
+    if FUSED and _fused:
+        out = np.empty((z.shape[0], n_q), np.int64)
+        _rvq_encode(z.numpy(), books.numpy(), out)
+        return torch.from_numpy(out)
+    r, codes = z.clone(), []
+    for i in range(n_q):
+        diff = r[:, None, :] - books[i][None]
+        sq = diff * diff
+        acc = torch.zeros(sq.shape[:2], dtype=torch.float32)
+        for d in range(sq.shape[2]):
+            acc = acc + sq[:, :, d]
+        idx = acc.argmin(1)
+        c = books[i].index_select(0, idx)
+        r = r - (r + (c - r))
+        codes.append(idx)
+    return torch.stack(codes, 1) if codes else torch.zeros(z.shape[0], 0, dtype=torch.int64)
+
+
+def rvq_decode(codes: torch.Tensor, codebooks: torch.Tensor) -> torch.Tensor:
+    """Sum of the code vectors in quantizer order (as the quantizer graph adds them):
+    ``(B, n_q, T)`` -> ``(B, D, T)``."""
+    out = torch.zeros(codes.shape[0], codes.shape[2], codebooks.shape[2])
+    for i in range(codes.shape[1]):
+        out = out + F.embedding(codes[:, i], codebooks[i])
+    return out.permute(0, 2, 1)
