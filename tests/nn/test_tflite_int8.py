@@ -143,3 +143,21 @@ def test_conv_accumulators_are_exact() -> None:
     xt = _t(1, 2).view(1, 1, 2)
     wt = _t(1, 10, 100, 1000).view(1, 1, 4)
     assert K.conv_transpose1d_acc(xt, wt, 2).view(-1).tolist() == [1, 10, 102, 1020, 200, 2000]
+
+
+def test_rvq_encode_and_decode() -> None:
+    # 2 quantizers of 1-d codes: 0.9 -> 1 (1.0), residual -0.1 -> 0; 2.2 -> 2, then 0.2 -> 1
+    books = torch.tensor([[[0.0], [1.0], [2.0]], [[-0.1], [0.3], [0.0]]])
+    z = torch.tensor([[0.9], [2.2]])
+    assert K.rvq_encode(z, books, 2).tolist() == [[1, 0], [2, 1]]
+    assert K.rvq_encode(z, books, 2, _fused=False).tolist() == [[1, 0], [2, 1]]
+    # ties go to the first code (ARG_MIN)
+    assert K.rvq_encode(torch.tensor([[0.5]]), books, 1).tolist() == [[0]]
+    g = torch.Generator().manual_seed(0)
+    z = torch.randn(200, 64, generator=g)
+    books = torch.randn(8, 16, 64, generator=g) * 0.5
+    codes = K.rvq_encode(z, books, 8)
+    assert torch.equal(codes, K.rvq_encode(z, books, 8, _fused=False))
+    dec = K.rvq_decode(codes.T[None], books)  # (1, 64, 200)
+    assert dec.shape == (1, 64, 200)
+    assert torch.allclose(dec[0].T, sum(books[i][codes[:, i]] for i in range(8)), atol=1e-5)
