@@ -85,6 +85,11 @@ def test_quantize_and_dequantize_hand_values() -> None:
     # TfLiteRound: ties away from zero (torch.round would give 0, -0, 2, -2)
     assert K.quantize(x, one, zero).tolist() == [1, -1, 3, -3, 127, -128]
     assert K.quantize(torch.tensor([0.3]), torch.tensor(0.1), torch.tensor(5)).tolist() == [8]
+    # the division is float32: a value seen in Lyra's encoder, -4.5 in float32 (-> -5) where
+    # float64 gives -4.49999993 (-> -4); TFLite's kernel gives -5 + 23 = 18
+    v, s = torch.tensor([-57.22405], dtype=torch.float32), torch.tensor(12.716455459594727)
+    assert float(v[0]) / float(s) > -4.5
+    assert K.quantize(v, s, torch.tensor(23)).tolist() == [18]
     d = K.dequantize(_t(3, -128), torch.tensor(0.1), torch.tensor(1))
     assert d.dtype == torch.float32
     assert d.tolist() == [np.float32(np.float32(0.1) * 2.0), np.float32(np.float32(0.1) * -129)]

@@ -152,6 +152,10 @@ class LyraEncoder(nn.Module):
         self.bottleneck = QCausalConv1d(c, cfg.embedding_dim, 3, groups=cfg.bottleneck_groups,
                                         quantized="encoder.bottleneck" in q,
                                         int8="encoder.bottleneck" in k)
+        if k:  # float convs before the int8 part: the reference kernel's float32 sums
+            for m in self.modules():
+                if isinstance(m, QCausalConv1d) and m.int8 is None:
+                    m.reference_order = True
 
     def forward(self, x: torch.Tensor, cache: Cache = None) -> torch.Tensor:
         x = self.first(x, cache)

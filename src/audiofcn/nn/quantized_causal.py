@@ -183,23 +183,9 @@ class QCausalConv1d(nn.Conv1d):
         self.context = (kernel_size - 1) * dilation + 1 - stride
         self.out_q = _maybe_quant(out_channels, quantized)
         self.int8 = Int8Kernel(weight_channels=out_channels) if int8 else None
-        # float conv whose output the original rounds to int8 next: in "tflite" arithmetic,
-        # sum in the order of TFLite's reference float kernel (taps outer, channels inner)
+        # float conv before the original's int8 roundings: in "tflite" arithmetic, sum in the
+        # order of TFLite's reference float kernel (K.conv1d_reference_order), bit for bit
         self.reference_order = False
-
-    def _forward_reference_order(self, xp: torch.Tensor) -> torch.Tensor:
-        b, cin, t_in = xp.shape
-        g, k, d, st = self.groups, self.kernel_size[0], self.dilation[0], self.stride[0]
-        ci, co = cin // g, self.out_channels // g
-        t = (t_in - (k - 1) * d - 1) // st + 1
-        x = xp.view(b, g, ci, t_in)
-        w = self.weight.view(g, co, ci, k)
-        total = xp.new_zeros(b, g, co, t)
-        for j in range(k):
-            xs = x[..., j * d:j * d + (t - 1) * st + 1:st]
-            for i in range(ci):
-                total = total + xs[:, :, i:i + 1] * w[None, :, :, i, j, None]
-        return (total + self.bias.view(1, g, co, 1)).view(b, self.out_channels, t)
 
     def int8_weights(self) -> tuple[torch.Tensor, torch.Tensor]:
         """(int8 weights, int32 bias) as int64: the float parameters on the original's grids
@@ -225,7 +211,8 @@ class QCausalConv1d(nn.Conv1d):
         if _exact(self):
             return self._forward_int8(xp)
         if self.reference_order and _ARITHMETIC.get() == "tflite":
-            y = self._forward_reference_order(xp)
+            y = K.conv1d_reference_order(xp, self.weight, self.bias, self.stride[0],
+                                         self.dilation[0], self.groups)
             return y if self.out_q is None else self.out_q(y)
         k, g = self.kernel_size[0], self.groups
         if k == 1 and self.stride[0] == 1:  # 1x1 (grouped) conv as one batched matmul

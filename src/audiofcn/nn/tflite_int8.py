@@ -31,6 +31,7 @@ _requant_rows: Any = None
 _leaky_flat: Any = None
 _add_flat: Any = None
 _rvq_encode: Any = None
+_conv_ref: Any = None
 if os.environ.get("AUDIOFCN_NO_NUMBA", "") not in ("1", "true", "yes"):
     try:
         from numba import njit
@@ -79,6 +80,25 @@ if os.environ.get("AUDIOFCN_NO_NUMBA", "") not in ("1", "true", "yes"):
                     for d in range(dim):
                         u = r[d] + (books[i, idx, d] - r[d])
                         r[d] = r[d] - u
+
+        @njit(cache=True)
+        def _conv_ref(x, wt, bias, stride, dil, out):  # pragma: no cover - compiled
+            # per output: taps outer, input channels inner, in float32, bias last; the
+            # innermost loop runs over output channels (weights as (groups, k, in/g, out/g))
+            groups, k, ci, co = wt.shape
+            acc = np.empty(co, np.float32)
+            for b in range(x.shape[0]):
+                for g in range(groups):
+                    for t in range(out.shape[2]):
+                        acc[:] = 0.0
+                        for j in range(k):
+                            pos = t * stride + j * dil
+                            for i in range(ci):
+                                xv = x[b, g * ci + i, pos]
+                                for o in range(co):
+                                    acc[o] = acc[o] + xv * wt[g, j, i, o]
+                        for o in range(co):
+                            out[b, g * co + o, t] = acc[o] + bias[g * co + o]
 
         @njit(cache=True)
         def _add_flat(q1, z1, m1, s1, q2, z2, m2, s2, mo, so, zo, out):  # pragma: no cover
@@ -146,9 +166,10 @@ def _scalar(v: torch.Tensor | float) -> float:
 
 def quantize(x: torch.Tensor, scale: torch.Tensor, zero_point: torch.Tensor) -> torch.Tensor:
     """QUANTIZE float32 -> int8 (``AffineQuantize``): ``round(x / scale) + zero_point`` with the
-    division in float64 and ``TfLiteRound`` (ties away from zero), clamped to int8. ``scale``
-    and ``zero_point`` broadcast against ``x``."""
-    v = x.to(torch.float64) / scale.to(torch.float64)
+    division in float32 (a float64 one differs at near-ties: -57.22405 / 12.716455 is -4.5 in
+    float32, which TFLite rounds to -5, and -4.49999993 in float64) and ``TfLiteRound`` (ties
+    away from zero), clamped to int8. ``scale`` and ``zero_point`` broadcast against ``x``."""
+    v = x.to(torch.float32) / scale.to(torch.float32)
     r = torch.sign(v) * torch.floor(v.abs() + 0.5)
     return (r.to(torch.int64) + zero_point.to(torch.int64)).clamp(INT8_MIN, INT8_MAX)
 
@@ -290,3 +311,33 @@ def rvq_decode(codes: torch.Tensor, codebooks: torch.Tensor) -> torch.Tensor:
     for i in range(codes.shape[1]):
         out = out + F.embedding(codes[:, i], codebooks[i])
     return out.permute(0, 2, 1)
+
+
+def conv1d_reference_order(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,
+                           stride: int = 1, dilation: int = 1, groups: int = 1,
+                           _fused: bool = True) -> torch.Tensor:
+    """A float32 1-D conv (no padding) summed as TFLite's reference float kernels sum
+    (``reference_ops::Conv`` / ``DepthwiseConv``): for each output, products added one by one,
+    taps outer and input channels inner, from zero, the bias added last. Gives their float32
+    results bit for bit (the kernels are built without fused multiply-adds), so values the
+    original rounds to int8 next round the same way. ``(B, in, T)`` -> ``(B, out, T')``."""
+    b, _, t_in = x.shape
+    cout, ci, k = weight.shape
+    t = (t_in - (k - 1) * dilation - 1) // stride + 1
+    x = x.detach().to(torch.float32).contiguous()
+    w = weight.detach().to(torch.float32).contiguous()
+    bias = bias.detach().to(torch.float32).contiguous()
+    if FUSED and _fused:
+        out = np.empty((b, cout, max(t, 0)), np.float32)
+        wt = w.view(groups, cout // groups, ci, k).permute(0, 3, 2, 1).contiguous()
+        _conv_ref(x.numpy(), wt.numpy(), bias.numpy(), stride, dilation, out)
+        return torch.from_numpy(out)
+    co = cout // groups
+    xg = x.view(b, groups, ci, t_in)
+    wg = w.view(groups, co, ci, k)
+    total = x.new_zeros(b, groups, co, t)
+    for j in range(k):
+        xs = xg[..., j * dilation:j * dilation + (t - 1) * stride + 1:stride]
+        for i in range(ci):
+            total = total + xs[:, :, i:i + 1] * wg[None, :, :, i, j, None]
+    return (total + bias.view(1, groups, co, 1)).view(b, cout, t)
