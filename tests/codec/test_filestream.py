@@ -42,17 +42,15 @@ def test_block_coding_equals_whole_file_coding(tmp_path: Path) -> None:
     h2, _ = encode_file(src, tmp_path / "big.afc", 6, model, block_seconds=60)
     c1, c2 = read_afc(tmp_path / "small.afc")[1], read_afc(tmp_path / "big.afc")[1]
     assert h1.length == h2.length == 32000 and c1.shape == c2.shape == (30, 100)
-    # The Lyra port's int8 blocks use TFLite's integer arithmetic, independent of the block
-    # size; its float layers before them differ between block sizes by float rounding, which
-    # can move a value onto the other side of an int8 rounding boundary (rarely).
-    print("codes equal", (c1 == c2).mean(), "frames", (c1 == c2).all(0).mean())
-    assert (c1 == c2).mean() >= 0.99
+    # The Lyra port codes as TFLite's reference kernels do (integer arithmetic in the int8
+    # blocks, the float layers before them summed in the kernels' order), which does not depend
+    # on the block size: identical codes; decoded audio equal up to float rounding.
+    assert np.array_equal(c1, c2)
     decode_file(tmp_path / "big.afc", tmp_path / "small.wav", block_seconds=0.1)
     decode_file(tmp_path / "big.afc", tmp_path / "big.wav", model, block_seconds=60)
     a, b = sf.read(str(tmp_path / "small.wav"))[0], sf.read(str(tmp_path / "big.wav"))[0]
     assert a.shape == b.shape == (32000,)
-    snr = 10 * np.log10((b ** 2).sum() / max(float(((a - b) ** 2).sum()), 1e-20))
-    assert snr > 40 and np.abs(a - b).max() < 0.02, (snr, np.abs(a - b).max())
+    assert np.abs(a - b).max() < 1e-4, np.abs(a - b).max()
 
 
 def test_decode_picks_the_shipped_model_that_wrote_the_file(tmp_path: Path) -> None:
