@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 import soundfile as sf
 import torch
 
@@ -35,22 +36,30 @@ def test_blocks_equal_whole_file_resampling(tmp_path: Path) -> None:
                        load_audio(same, sr=16000)[0][0])
 
 
-def test_block_coding_equals_whole_file_coding(tmp_path: Path) -> None:
+@pytest.mark.parametrize("arithmetic", ["float", "tflite"])
+def test_block_coding_equals_whole_file_coding(tmp_path: Path, arithmetic: str) -> None:
     src = _write(tmp_path / "a.wav", 16000, 2.0, 1)
     model = load_codec()
+    model.arithmetic = arithmetic
     h1, _ = encode_file(src, tmp_path / "small.afc", 6, model, block_seconds=0.25)
     h2, _ = encode_file(src, tmp_path / "big.afc", 6, model, block_seconds=60)
     c1, c2 = read_afc(tmp_path / "small.afc")[1], read_afc(tmp_path / "big.afc")[1]
     assert h1.length == h2.length == 32000 and c1.shape == c2.shape == (30, 100)
-    # The Lyra port codes as TFLite's reference kernels do (integer arithmetic in the int8
-    # blocks, the float layers before them summed in the kernels' order), which does not depend
-    # on the block size: identical codes; decoded audio equal up to float rounding.
-    assert np.array_equal(c1, c2)
-    decode_file(tmp_path / "big.afc", tmp_path / "small.wav", block_seconds=0.1)
+    decode_file(tmp_path / "big.afc", tmp_path / "small.wav", model, block_seconds=0.1)
     decode_file(tmp_path / "big.afc", tmp_path / "big.wav", model, block_seconds=60)
     a, b = sf.read(str(tmp_path / "small.wav"))[0], sf.read(str(tmp_path / "big.wav"))[0]
     assert a.shape == b.shape == (32000,)
-    assert np.abs(a - b).max() < 1e-4, np.abs(a - b).max()
+    if arithmetic == "tflite":
+        # TFLite's reference arithmetic (integers in the int8 blocks, the float layers before
+        # them summed in the kernels' order) does not depend on the block size
+        assert np.array_equal(c1, c2)
+        assert np.abs(a - b).max() < 1e-4, np.abs(a - b).max()
+        return
+    assert (c1 == c2).mean() >= 0.99
+    # Int8-rounded layers: a float-rounding difference between block sizes can move a value
+    # to the next int8 step, so the blocks agree closely, not bit for bit.
+    snr = 10 * np.log10((b ** 2).sum() / max(float(((a - b) ** 2).sum()), 1e-20))
+    assert snr > 40 and np.abs(a - b).max() < 0.02, (snr, np.abs(a - b).max())
 
 
 def test_decode_picks_the_shipped_model_that_wrote_the_file(tmp_path: Path) -> None:

@@ -166,3 +166,20 @@ def test_rvq_encode_and_decode() -> None:
     dec = K.rvq_decode(codes.T[None], books)  # (1, 64, 200)
     assert dec.shape == (1, 64, 200)
     assert torch.allclose(dec[0].T, sum(books[i][codes[:, i]] for i in range(8)), atol=1e-5)
+
+
+@pytest.mark.parametrize("length", [3, 7, 30, 33])
+def test_conv_reference_order(length: int) -> None:
+    # taps outer, channels inner, from zero, bias last: a hand case where the order matters
+    x = torch.tensor([[[1e8], [1.0], [-1e8]]])  # (1, 3 channels, 1 frame)
+    w = torch.ones(1, 3, 1)
+    # ((0 + 1e8) + 1) + -1e8 = 0 in float32 (1 is lost next to 1e8); then + bias 0.5
+    assert K.conv1d_reference_order(x, w, torch.tensor([0.5])).item() == 0.5
+    g = torch.Generator().manual_seed(length)
+    x = torch.randn(2, 8, length, generator=g)
+    w, b = torch.randn(6, 4, 3, generator=g), torch.randn(6, generator=g)
+    fused = K.conv1d_reference_order(x, w, b, 2, 2, 2)
+    assert torch.equal(fused, K.conv1d_reference_order(x, w, b, 2, 2, 2, _fused=False))
+    if fused.shape[-1]:
+        ref = torch.nn.functional.conv1d(x, w, b, 2, 0, 2, 2)
+        assert torch.allclose(fused, ref, atol=1e-5)

@@ -20,11 +20,12 @@ transposed conv (kernel 64, stride 16, 64 -> 1). Output in [-1, 1] full scale (n
 The last encoder block and the first two decoder blocks run in int8 in the original. In training
 (``forward``) the port rounds the same activations with
 :class:`~audiofcn.nn.quantized_causal.FakeQuant` (the list of rounded layers is
-``config.quantized``; gradients pass straight through). ``encode``/``decode`` run those layers
-with TFLite's integer arithmetic (``arithmetic="tflite"``, the default where the checkpoint has
-the int8 kernels' parameters, ``config.int8_kernels``): bit for bit what TFLite's reference
-kernels compute. Everything is causal; streaming (``encode_stream`` / ``decode_stream``) gives
-the offline output.
+``config.quantized``; gradients pass straight through), and so do ``encode``/``decode`` by
+default. With ``arithmetic="tflite"`` (or ``model.arithmetic = "tflite"``) they run those layers
+with TFLite's integer arithmetic (parameters in ``config.int8_kernels``), the float layers
+before them and the residual VQ in the reference kernels' order: bit for bit what TFLite's
+reference kernels compute, about half as fast. Everything is causal; streaming
+(``encode_stream`` / ``decode_stream``) gives the offline output.
 """
 
 from __future__ import annotations
@@ -212,17 +213,16 @@ class LyraSoundStream(PretrainedModel):
             decay=config.ema_decay, dead_threshold=config.dead_code_threshold,
             quantizer_dropout=config.quantizer_dropout)
         self.decoder = LyraDecoder(config, q)
-        # Arithmetic of encode/decode/streaming: None = "tflite" when the checkpoint carries
-        # the int8 kernels' parameters (bit-exact with TFLite's reference kernels), else
-        # "float". forward() (training) always runs in float.
-        self.arithmetic: str | None = None
+        # Arithmetic of encode/decode/streaming when not given per call: "float" (default;
+        # about twice as fast) or "tflite" (bit-exact with TFLite's reference kernels; needs
+        # the int8 kernels' parameters). forward() (training) always runs in float.
+        self.arithmetic: str = "float"
 
     def inference_arithmetic(self, arithmetic: str | None = None) -> str:
-        """The arithmetic ``encode``/``decode`` use: ``arithmetic``, else ``self.arithmetic``,
-        else ``"tflite"`` if the model has int8 kernels, else ``"float"``."""
+        """The arithmetic ``encode``/``decode`` use: ``arithmetic``, else ``self.arithmetic``."""
         mode = arithmetic or self.arithmetic
-        if mode is None:
-            return "tflite" if self.config.int8_kernels else "float"
+        if mode not in ("float", "tflite"):
+            raise ValueError(f"arithmetic must be 'float' or 'tflite', got {mode!r}")
         if mode == "tflite" and not self.config.int8_kernels:
             raise ValueError("this checkpoint has no int8 kernel parameters (convert it again "
                              "with recipes/codec/convert_lyra.py) for arithmetic='tflite'")
@@ -292,8 +292,8 @@ class LyraSoundStream(PretrainedModel):
     def encode(self, audio: torch.Tensor, n_q: int | None = None,
                denoise: bool = False, arithmetic: str | None = None) -> torch.Tensor:
         """Codes: ``(batch, 1, T)`` -> ``(batch, n_q, ceil(T / 320))`` int64. ``arithmetic``:
-        ``"tflite"`` (default where available: the original's int8 kernels bit for bit) or
-        ``"float"`` (the training path's rounding)."""
+        ``"float"`` (the training path's rounding; default, ``self.arithmetic``) or ``"tflite"``
+        (TFLite's reference kernels bit for bit)."""
         mode = self.inference_arithmetic(arithmetic)
         with int8_arithmetic(mode):
             z = self.embed(audio, denoise)

@@ -73,6 +73,14 @@ class Int8Kernel(nn.Module):
         if carry_channels:
             self.register_buffer("carry_bias", torch.zeros(carry_channels))
 
+    def cached(self, key: tuple, make: Any) -> Any:
+        """``make()``, recomputed only when ``key`` changes (the integer weights and
+        multipliers of a layer, keyed on its parameters' versions)."""
+        hit = self.__dict__.get("_memo")
+        if hit is None or hit[0] != key:
+            hit = self.__dict__["_memo"] = (key, make())
+        return hit[1]
+
     def grid(self, second: bool = False) -> tuple[float, int]:
         s, z = (self.in2_scale, self.in2_zero_point) if second else \
             (self.in_scale, self.in_zero_point)
@@ -82,6 +90,12 @@ class Int8Kernel(nn.Module):
         """int8 values behind an input that lies on this layer's input grid."""
         s, z = self.grid(second)
         return K.recover(x, torch.tensor(s, dtype=torch.float32), torch.tensor(z))
+
+
+def _versions(*modules: nn.Module) -> tuple:
+    """Identity and in-place version of every tensor of ``modules``: a cache key."""
+    return tuple((id(t), t._version) for m in modules
+                 for t in (*m.parameters(recurse=False), *m.buffers(recurse=False)))
 
 
 def _out_grid(q: FakeQuant, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -195,13 +209,21 @@ class QCausalConv1d(nn.Conv1d):
         b = torch.round(self.bias.detach().double() / (self.int8.grid()[0] * ws))
         return w.to(torch.int64), b.to(torch.int64)
 
+    def _int8_params(self) -> tuple[torch.Tensor, ...]:
+        """(int8 weights, int32 bias, multipliers, shifts), cached until a tensor changes."""
+        def make() -> tuple[torch.Tensor, ...]:
+            w, b = self.int8_weights()
+            m, sh = K.conv_multipliers(self.int8.grid()[0], self.int8.weight_scale,
+                                       self.out_q.scale)
+            return w, b[:, None], m[:, None], sh[:, None]
+        return self.int8.cached(_versions(self, self.int8, self.out_q), make)
+
     def _forward_int8(self, xp: torch.Tensor) -> torch.Tensor:
-        w, b = self.int8_weights()
+        w, b, m, sh = self._int8_params()
         s, z = _out_grid(self.out_q, xp)
         acc = K.conv1d_acc(self.int8.recover(xp) - self.int8.grid()[1], w, self.stride[0],
-                           self.dilation[0], self.groups) + b[:, None]
-        m, sh = K.conv_multipliers(self.int8.grid()[0], self.int8.weight_scale, self.out_q.scale)
-        return K.dequantize(K.requantize(acc, m[:, None], sh[:, None], z), s, z)
+                           self.dilation[0], self.groups) + b
+        return K.dequantize(K.requantize(acc, m, sh, z), s, z)
 
     def forward(self, x: torch.Tensor, cache: Cache = None) -> torch.Tensor:  # type: ignore[override]
         if x.shape[-1] % self.stride[0]:
@@ -275,15 +297,18 @@ class QCausalConvTranspose1d(nn.Module):
         n, s, m = self.call_frames, self.stride, self.kernel_size // self.stride
         if t % n or m - 1 > n:
             raise ValueError(f"{t} frames is not a multiple of {n} frames a call")
-        w, bias = self.int8_weights()
+        def make() -> tuple[torch.Tensor, ...]:
+            w, b = self.int8_weights()
+            mm, ss = K.conv_multipliers(self.int8.grid()[0], self.int8.weight_scale,
+                                        self.out_q.scale)
+            return w, b[:, None], mm[:, None], ss[:, None]
+        w, bias, m_, sh = self.int8.cached(_versions(self, self.int8, self.out_q), make)
         xq = (self.int8.recover(x) - self.int8.grid()[1]).view(b, cin, t // n, n)
         xq = xq.permute(0, 2, 1, 3).reshape(-1, cin, n)
-        acc = K.conv_transpose1d_acc(xq, w, s, self.groups) + bias[:, None]
+        acc = K.conv_transpose1d_acc(xq, w, s, self.groups) + bias
         # acc: (batch * calls, out, (n + m - 1) * stride)
         sc, z = _out_grid(self.out_q, acc)
-        m_, sh = K.conv_multipliers(self.int8.grid()[0], self.int8.weight_scale,
-                                    self.out_q.scale)
-        d = K.dequantize(K.requantize(acc, m_[:, None], sh[:, None], z), sc, z)
+        d = K.dequantize(K.requantize(acc, m_, sh, z), sc, z)
         d = d.view(b, t // n, self.out_channels, -1)
         out = d[..., :n * s].clone()
         if m > 1:

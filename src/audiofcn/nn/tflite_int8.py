@@ -84,21 +84,51 @@ if os.environ.get("AUDIOFCN_NO_NUMBA", "") not in ("1", "true", "yes"):
         @njit(cache=True)
         def _conv_ref(x, wt, bias, stride, dil, out):  # pragma: no cover - compiled
             # per output: taps outer, input channels inner, in float32, bias last; the
-            # innermost loop runs over output channels (weights as (groups, k, in/g, out/g))
+            # innermost loop runs over output channels (weights as (groups, k, in/g, out/g)),
+            # four output frames at a time so each weight row is loaded once for four
             groups, k, ci, co = wt.shape
-            acc = np.empty(co, np.float32)
+            n_t = out.shape[2]
+            a0 = np.empty(co, np.float32)
+            a1 = np.empty(co, np.float32)
+            a2 = np.empty(co, np.float32)
+            a3 = np.empty(co, np.float32)
             for b in range(x.shape[0]):
                 for g in range(groups):
-                    for t in range(out.shape[2]):
-                        acc[:] = 0.0
+                    for t in range(0, n_t - 3, 4):
+                        a0[:] = 0.0
+                        a1[:] = 0.0
+                        a2[:] = 0.0
+                        a3[:] = 0.0
                         for j in range(k):
                             pos = t * stride + j * dil
                             for i in range(ci):
-                                xv = x[b, g * ci + i, pos]
+                                c = g * ci + i
+                                x0 = x[b, c, pos]
+                                x1 = x[b, c, pos + stride]
+                                x2 = x[b, c, pos + 2 * stride]
+                                x3 = x[b, c, pos + 3 * stride]
                                 for o in range(co):
-                                    acc[o] = acc[o] + xv * wt[g, j, i, o]
+                                    w = wt[g, j, i, o]
+                                    a0[o] = a0[o] + x0 * w
+                                    a1[o] = a1[o] + x1 * w
+                                    a2[o] = a2[o] + x2 * w
+                                    a3[o] = a3[o] + x3 * w
                         for o in range(co):
-                            out[b, g * co + o, t] = acc[o] + bias[g * co + o]
+                            bo = bias[g * co + o]
+                            out[b, g * co + o, t] = a0[o] + bo
+                            out[b, g * co + o, t + 1] = a1[o] + bo
+                            out[b, g * co + o, t + 2] = a2[o] + bo
+                            out[b, g * co + o, t + 3] = a3[o] + bo
+                    for t in range(n_t - n_t % 4, n_t):
+                        a0[:] = 0.0
+                        for j in range(k):
+                            pos = t * stride + j * dil
+                            for i in range(ci):
+                                x0 = x[b, g * ci + i, pos]
+                                for o in range(co):
+                                    a0[o] = a0[o] + x0 * wt[g, j, i, o]
+                        for o in range(co):
+                            out[b, g * co + o, t] = a0[o] + bias[g * co + o]
 
         @njit(cache=True)
         def _add_flat(q1, z1, m1, s1, q2, z2, m2, s2, mo, so, zo, out):  # pragma: no cover
