@@ -221,9 +221,9 @@ class LyraSoundStream(PretrainedModel):
     def inference_arithmetic(self, arithmetic: str | None = None) -> str:
         """The arithmetic ``encode``/``decode`` use: ``arithmetic``, else ``self.arithmetic``."""
         mode = arithmetic or self.arithmetic
-        if mode not in ("float", "tflite"):
-            raise ValueError(f"arithmetic must be 'float' or 'tflite', got {mode!r}")
-        if mode == "tflite" and not self.config.int8_kernels:
+        if mode not in ("float", "tflite", "xnnpack"):
+            raise ValueError(f"arithmetic must be 'float', 'tflite' or 'xnnpack', got {mode!r}")
+        if mode != "float" and not self.config.int8_kernels:
             raise ValueError("this checkpoint has no int8 kernel parameters (convert it again "
                              "with recipes/codec/convert_lyra.py) for arithmetic='tflite'")
         return mode
@@ -297,7 +297,7 @@ class LyraSoundStream(PretrainedModel):
         mode = self.inference_arithmetic(arithmetic)
         with int8_arithmetic(mode):
             z = self.embed(audio, denoise)
-        if mode == "tflite":
+        if mode != "float":
             return self._rvq_encode_tflite(z, n_q)
         return self.quantizer.encode(z, n_q)
 
@@ -307,7 +307,7 @@ class LyraSoundStream(PretrainedModel):
         """Audio from codes: ``(batch, n_q, frames)`` -> ``(batch, 1, length or frames*320)``."""
         mode = self.inference_arithmetic(arithmetic)
         with int8_arithmetic(mode):
-            z = tflite_int8.rvq_decode(codes, self.codebooks()) if mode == "tflite" \
+            z = tflite_int8.rvq_decode(codes, self.codebooks()) if mode != "float" \
                 else self.quantizer.decode(codes)
             y = self.decoder(z)
         return y if length is None else y[..., :length]
@@ -329,7 +329,7 @@ class LyraSoundStream(PretrainedModel):
         mode = self.inference_arithmetic()
         with int8_arithmetic(mode):
             z = self.embed(x[..., :whole], denoise, state.setdefault("encoder", {}))
-        if mode == "tflite":  # the original's quantizer arithmetic, as offline
+        if mode != "float":  # the original's quantizer arithmetic, as offline
             books = state.get("books")
             if books is None:
                 books = state["books"] = self.codebooks()
@@ -347,7 +347,7 @@ class LyraSoundStream(PretrainedModel):
         if codes.shape[-1] == 0:
             return torch.zeros(codes.shape[0], 1, 0)
         mode = self.inference_arithmetic()
-        if mode == "tflite":
+        if mode != "float":
             books = state.get("books")
             if books is None:
                 books = state["books"] = self.codebooks()

@@ -33,7 +33,7 @@ from audiofcn.nn import tflite_int8 as K
 
 Cache = dict[Any, torch.Tensor] | None
 
-ARITHMETICS = ("float", "tflite")
+ARITHMETICS = ("float", "tflite", "xnnpack")
 _ARITHMETIC: ContextVar[str] = ContextVar("int8_arithmetic", default="float")
 
 
@@ -50,7 +50,11 @@ def int8_arithmetic(mode: str) -> Iterator[None]:
 
 
 def _exact(module: nn.Module) -> bool:
-    return _ARITHMETIC.get() == "tflite" and getattr(module, "int8", None) is not None
+    return _ARITHMETIC.get() != "float" and getattr(module, "int8", None) is not None
+
+
+def _xnn() -> bool:
+    return _ARITHMETIC.get() == "xnnpack"
 
 
 class Int8Kernel(nn.Module):
@@ -118,8 +122,10 @@ class FakeQuant(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shape = (-1,) + (1,) * (x.dim() - 2)
         s, z = self.scale.view(shape), self.zero_point.view(shape)
-        if _ARITHMETIC.get() == "tflite":  # QUANTIZE as TFLite: float64 divide, ties away
+        if _ARITHMETIC.get() == "tflite":  # QUANTIZE as TFLite: float32 divide, ties away
             return K.dequantize(K.quantize(x, s, z), s, z)
+        if _ARITHMETIC.get() == "xnnpack":  # times the reciprocal, ties to even
+            return K.dequantize(K.xnn_quantize(x, s, z), s, z)
         y = (torch.clamp(torch.round(x / s) + z, -128.0, 127.0) - z) * s
         if x.requires_grad:
             return x + (y - x).detach()
@@ -143,8 +149,9 @@ class QLeakyReLU(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if _exact(self):
             s, z = _out_grid(self.out_q, x)
-            q = K.leaky_relu(self.int8.recover(x), *self.int8.grid(), float(s.reshape(-1)[0]),
-                             int(z.reshape(-1)[0]), self.slope)
+            fn = K.xnn_leaky_relu if _xnn() else K.leaky_relu
+            q = fn(self.int8.recover(x), *self.int8.grid(), float(s.reshape(-1)[0]),
+                   int(z.reshape(-1)[0]), self.slope)
             return K.dequantize(q, s, z)
         y = F.leaky_relu(x, self.slope)
         return y if self.out_q is None else self.out_q(y)
@@ -161,8 +168,9 @@ class QAdd(nn.Module):
     def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         if _exact(self):  # int8 ADD; a on the in_* grid, b (the branch) on in2_*
             s, z = _out_grid(self.out_q, a)
-            q = K.add(self.int8.recover(a), *self.int8.grid(), self.int8.recover(b, True),
-                      *self.int8.grid(True), float(s.reshape(-1)[0]), int(z.reshape(-1)[0]))
+            fn = K.xnn_add if _xnn() else K.add
+            q = fn(self.int8.recover(a), *self.int8.grid(), self.int8.recover(b, True),
+                   *self.int8.grid(True), float(s.reshape(-1)[0]), int(z.reshape(-1)[0]))
             return K.dequantize(q, s, z)
         y = a + b
         return y if self.out_q is None else self.out_q(y)
@@ -223,6 +231,10 @@ class QCausalConv1d(nn.Conv1d):
         s, z = _out_grid(self.out_q, xp)
         acc = K.conv1d_acc(self.int8.recover(xp) - self.int8.grid()[1], w, self.stride[0],
                            self.dilation[0], self.groups) + b
+        if _xnn():
+            scale = K.xnn_conv_scale(self.int8.grid()[0], self.int8.weight_scale,
+                                     self.out_q.scale)
+            return K.dequantize(K.xnn_requantize(acc, scale[:, None], z), s, z)
         return K.dequantize(K.requantize(acc, m, sh, z), s, z)
 
     def forward(self, x: torch.Tensor, cache: Cache = None) -> torch.Tensor:  # type: ignore[override]
@@ -308,7 +320,12 @@ class QCausalConvTranspose1d(nn.Module):
         acc = K.conv_transpose1d_acc(xq, w, s, self.groups) + bias
         # acc: (batch * calls, out, (n + m - 1) * stride)
         sc, z = _out_grid(self.out_q, acc)
-        d = K.dequantize(K.requantize(acc, m_, sh, z), sc, z)
+        if _xnn():
+            scale = K.xnn_conv_scale(self.int8.grid()[0], self.int8.weight_scale,
+                                     self.out_q.scale)
+            d = K.dequantize(K.xnn_requantize(acc, scale[:, None], z), sc, z)
+        else:
+            d = K.dequantize(K.requantize(acc, m_, sh, z), sc, z)
         d = d.view(b, t // n, self.out_channels, -1)
         out = d[..., :n * s].clone()
         if m > 1:

@@ -371,3 +371,65 @@ def conv1d_reference_order(x: torch.Tensor, weight: torch.Tensor, bias: torch.Te
         for i in range(ci):
             total = total + xs[:, :, i:i + 1] * wg[None, :, :, i, j, None]
     return (total + bias.view(1, groups, co, 1)).view(b, cout, t)
+
+
+# --- XNNPACK's int8 ("qs8") arithmetic, as TFLite's default delegate runs these ops ----------
+def _rne(v: torch.Tensor) -> torch.Tensor:
+    """Round half to even (``lrintf`` / ``cvtps2dq``) of a float32 tensor, as int64."""
+    return torch.round(v).to(torch.int64)  # torch.round rounds half to even
+
+
+def xnn_requantize(acc: torch.Tensor, scale: torch.Tensor, zero_point: torch.Tensor
+                   ) -> torch.Tensor:
+    """XNNPACK's "fp32" requantization of an int32 accumulator: ``float32(acc) * scale``
+    (``scale = in_scale * weight_scale / out_scale`` in float32), rounded half to even, plus
+    the zero point, clamped to int8."""
+    v = acc.to(torch.float32) * scale.to(torch.float32)
+    z = zero_point.to(torch.int64)
+    v = torch.minimum(v, (INT8_MAX - z).to(torch.float32))
+    return (_rne(v) + z).clamp(INT8_MIN, INT8_MAX)
+
+
+def xnn_conv_scale(in_scale: float, weight_scale: torch.Tensor, out_scale: torch.Tensor
+                   ) -> torch.Tensor:
+    """Per-channel float32 requantization scale ``in_scale * weight_scale / out_scale``."""
+    f32 = torch.float32
+    return torch.tensor(in_scale, dtype=f32) * weight_scale.to(f32) / out_scale.to(f32)
+
+
+def xnn_quantize(x: torch.Tensor, scale: torch.Tensor, zero_point: torch.Tensor) -> torch.Tensor:
+    """XNNPACK's float32 -> int8 convert: ``x * (1 / scale)`` in float32, rounded half to
+    even, plus the zero point, clamped."""
+    inv = 1.0 / scale.to(torch.float32)
+    return (_rne(x.to(torch.float32) * inv) + zero_point.to(torch.int64)).clamp(INT8_MIN,
+                                                                                  INT8_MAX)
+
+
+def xnn_leaky_relu(q: torch.Tensor, s_in: float, z_in: int, s_out: float, z_out: int,
+                   alpha: float) -> torch.Tensor:
+    """XNNPACK's int8 leaky ReLU: 8-bit fixed-point multipliers ``round(256 * s_in / s_out)``
+    (times ``alpha`` for negative inputs), ``(x - z_in) * m + 128 >> 8`` plus the zero point."""
+    f32 = np.float32
+    pos = f32(s_in) / f32(s_out)
+    neg = pos * f32(alpha)
+    m_pos = int(np.rint(f32(-256.0) * pos))
+    m_neg = int(np.rint(f32(-256.0) * neg))
+    v = z_in - q
+    m = torch.where(v >= 0, torch.full_like(v, m_neg), torch.full_like(v, m_pos))
+    return (((v * m + 128) >> 8) + z_out).clamp(INT8_MIN, INT8_MAX)
+
+
+def xnn_add(q1: torch.Tensor, s1: float, z1: int, q2: torch.Tensor, s2: float, z2: int,
+            s_out: float, z_out: int) -> torch.Tensor:
+    """XNNPACK's int8 add: multipliers ``round(s_i / s_out * 2**shift)`` with ``shift`` set by
+    the larger ratio (20 bits), summed with a rounding bias, shifted right."""
+    f32 = np.float32
+    a = f32(s1) / f32(s_out)
+    b = f32(s2) / f32(s_out)
+    exp = int(np.frexp(max(abs(a), abs(b)))[1]) - 1  # unbiased exponent of the larger
+    shift = 20 - exp
+    ma = int(np.rint(np.ldexp(a, shift).astype(np.float32)))
+    mb = int(np.rint(np.ldexp(b, shift).astype(np.float32)))
+    bias = (1 << (shift - 1)) - ma * z1 - mb * z2
+    acc = bias + q1 * ma + q2 * mb
+    return ((acc >> shift) + z_out).clamp(INT8_MIN, INT8_MAX)
