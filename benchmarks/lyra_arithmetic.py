@@ -1,5 +1,6 @@
-"""The Lyra port's two arithmetics on one thread: exact TFLite int8 ("tflite") against the
-training path's float rounding ("float").
+"""The Lyra port's arithmetics on one thread: XNNPACK's int8 ("xnnpack", bit-exact with Lyra's
+runtime), TFLite's reference kernels ("tflite") and the training path's float rounding
+("float").
 
     OMP_NUM_THREADS=1 python benchmarks/lyra_arithmetic.py [--seconds 10] [--repeats 3]
 
@@ -61,15 +62,17 @@ def main() -> None:
 
     rows = [("offline (whole signal)", offline), ("streaming 20 ms chunks", streaming(320)),
             ("streaming 1 s chunks", streaming(16000))]
-    print(f"| {args.seconds:g} s, 6 kbps, one thread | RTF tflite | RTF float |")
-    print("|---|---:|---:|")
+    modes = ("xnnpack", "tflite", "float")
+    print(f"| {args.seconds:g} s, 6 kbps, one thread | "
+          + " | ".join(f"RTF `{m}`" for m in modes) + " |")
+    print("|---|" + "---:|" * len(modes))
     for name, fn in rows:
         rtf = []
-        for arithmetic in ("tflite", "float"):
+        for arithmetic in modes:
             model.arithmetic = arithmetic
             rtf.append(args.seconds / cpu_seconds(fn, args.repeats))
         model.arithmetic = "float"
-        print(f"| {name} | {rtf[0]:.1f} | {rtf[1]:.1f} |", flush=True)
+        print(f"| {name} | " + " | ".join(f"{r:.1f}" for r in rtf) + " |", flush=True)
 
 
 if __name__ == "__main__":

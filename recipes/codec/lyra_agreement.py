@@ -7,7 +7,8 @@ Signals: a test-made voiced tone with noise (1 s), Lyra's ``sample1_16kHz.wav`` 
 ``sample2_16kHz.wav``, and optionally ``--utts`` utterances drawn (seed 0) from the ``test/``
 speakers of a copy of speechocean762. For each TFLite back-end (its reference kernels, its
 optimized built-in kernels, XNNPACK as Lyra's C++ runs it) and each port arithmetic
-(``tflite``: exact int8; ``float``: the training path's rounding) it prints the % of frames
+(``tflite``: TFLite's reference int8 kernels; ``xnnpack``: XNNPACK's int8 kernels; ``float``:
+the training path's rounding) it prints the % of frames
 whose codes are all identical at 3.2 / 6 / 9.2 kbps, the latents' SNR and max abs difference,
 and the max abs difference of the audio decoded from the back-end's own 6 kbps codes.
 """
@@ -61,6 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--speechocean", type=Path, help="copy of jimbozhang/speechocean762")
     ap.add_argument("--utts", type=int, default=0)
     ap.add_argument("--kernels", default="reference,builtin,xnnpack")
+    ap.add_argument("--arithmetics", default="tflite,xnnpack,float")
     args = ap.parse_args(argv)
     root = args.lyra_root.expanduser()
     coeffs = root / "lyra" / "model_coeffs"
@@ -76,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
             refs = {n_q: tflite_reference(coeffs, x, n_q, kernels=kernels)
                     for n_q in KBPS.values()}
             lat_ref, codes6 = refs[30]["latents"], refs[30]["codes"]
-            for arithmetic in ("tflite", "float"):
+            for arithmetic in args.arithmetics.split(","):
                 with torch.no_grad(), int8_arithmetic(arithmetic):
                     lat = model.embed(audio)[0].T.numpy()
                 same = []

@@ -183,3 +183,23 @@ def test_conv_reference_order(length: int) -> None:
     if fused.shape[-1]:
         ref = torch.nn.functional.conv1d(x, w, b, 2, 0, 2, 2)
         assert torch.allclose(fused, ref, atol=1e-5)
+
+
+def test_xnnpack_kernels_hand_values() -> None:
+    # fp32 requantization: float32(acc) * scale, ties to even (the fixed-point path: away)
+    acc = _t(5, 7, -5, 1000)
+    assert K.xnn_requantize(acc, torch.tensor(0.5), torch.tensor(0)).tolist() == [2, 4, -2, 127]
+    assert K.xnn_requantize(_t(5), torch.tensor(0.5), torch.tensor(10)).tolist() == [12]
+    # convert: times the float32 reciprocal, ties to even (TFLite's reference: 2.5 -> 3)
+    one = torch.tensor(1.0)
+    assert K.xnn_quantize(torch.tensor([2.5, -2.5, 3.5]), one, torch.tensor(0)).tolist() == \
+        [2, -2, 4]
+    assert K.xnn_quantize(torch.tensor([0.3]), torch.tensor(0.1), torch.tensor(5)).tolist() == [8]
+    # leaky ReLU with 8-bit multipliers, + 128 >> 8: -10 * 0.25 = -2.5 -> -2 (reference: -3),
+    # -2 * 0.25 = -0.5 -> 0 (reference: -1)
+    assert K.xnn_leaky_relu(_t(10, -10, -2), 1.0, 0, 1.0, 0, 0.25).tolist() == [10, -2, 0]
+    assert K.leaky_relu(_t(-2), 1.0, 0, 1.0, 0, 0.25).tolist() == [-1]
+    # add: 20-bit multipliers; ties toward +infinity (3.5 -> 4, -3.5 -> -3; reference -4)
+    assert K.xnn_add(_t(3, -3), 1.0, 0, _t(4, -4), 1.0, 0, 1.0, 0).tolist() == [7, -7]
+    assert K.xnn_add(_t(3, -3), 1.0, 0, _t(4, -4), 1.0, 0, 2.0, 0).tolist() == [4, -3]
+    assert K.xnn_add(_t(7), 0.5, 1, _t(2), 0.25, -2, 1.0, 10).tolist() == [14]
