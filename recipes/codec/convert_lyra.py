@@ -452,7 +452,8 @@ def write_fixtures(coeffs: Path, audio_path: Path, out: Path, start_s: float = 1
     """Small reference outputs of the TFLite original (its reference kernels, which the
     port's ``arithmetic="tflite"`` reproduces bit for bit) on ``frames`` frames of
     ``audio_path`` from ``start_s``: what the always-running test compares the shipped port
-    against. ``codes_xnnpack``: the codes of TFLite with XNNPACK (Lyra's runtime)."""
+    against. ``*_xnnpack``: the same from TFLite with XNNPACK (Lyra's runtime), which the port's
+    ``arithmetic="xnnpack"`` reproduces."""
     import soundfile as sf
     from safetensors.numpy import save_file
 
@@ -466,10 +467,12 @@ def write_fixtures(coeffs: Path, audio_path: Path, out: Path, start_s: float = 1
     out.parent.mkdir(parents=True, exist_ok=True)
     save_file({"input": seg.astype(np.float16), "latents": ref["latents"].astype(np.float32),
                "codes": ref["codes"].astype(np.uint8), "audio": ref["audio"].astype(np.float32),
-               "codes_xnnpack": xnn["codes"].astype(np.uint8)},
+               "codes_xnnpack": xnn["codes"].astype(np.uint8),
+               "latents_xnnpack": xnn["latents"].astype(np.float32),
+               "audio_xnnpack": xnn["audio"].astype(np.float32)},
               str(out), metadata={"source": f"{audio_path.name} from {start_s} s, "
                                   "google/lyra v2 TFLite reference kernels (BUILTIN_REF), "
-                                  "46 quantizers; codes_xnnpack: TFLite with XNNPACK"})
+                                  "46 quantizers; *_xnnpack: TFLite with XNNPACK"})
 
 
 def main(argv: list[str] | None = None) -> int:
