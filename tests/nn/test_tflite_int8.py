@@ -203,3 +203,18 @@ def test_xnnpack_kernels_hand_values() -> None:
     assert K.xnn_add(_t(3, -3), 1.0, 0, _t(4, -4), 1.0, 0, 1.0, 0).tolist() == [7, -7]
     assert K.xnn_add(_t(3, -3), 1.0, 0, _t(4, -4), 1.0, 0, 2.0, 0).tolist() == [4, -3]
     assert K.xnn_add(_t(7), 0.5, 1, _t(2), 0.25, -2, 1.0, 10).tolist() == [14]
+
+
+def test_xnnpack_fused_equal_torch_on_random_values() -> None:
+    rng = np.random.default_rng(3)
+    acc = torch.from_numpy(rng.integers(-(1 << 20), 1 << 20, (2, 8, 40)))
+    scale = torch.from_numpy(np.exp(rng.uniform(-12, -2, 8)).astype(np.float32))[:, None]
+    zp = torch.from_numpy(rng.integers(-20, 20, 8))[:, None]
+    assert torch.equal(K.xnn_requantize(acc, scale, zp), K.xnn_requantize(acc, scale, zp,
+                                                                          _fused=False))
+    q1 = torch.from_numpy(rng.integers(-128, 128, 5000))
+    q2 = torch.from_numpy(rng.integers(-128, 128, 5000))
+    args = (q1, 0.37, 11, q2, 1.9, -40, 1.3, 7)
+    assert torch.equal(K.xnn_add(*args), K.xnn_add(*args, _fused=False))
+    largs = (q1, 3.1, -20, 1.7, 15, 0.3)
+    assert torch.equal(K.xnn_leaky_relu(*largs), K.xnn_leaky_relu(*largs, _fused=False))

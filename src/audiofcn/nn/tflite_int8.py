@@ -32,6 +32,9 @@ _leaky_flat: Any = None
 _add_flat: Any = None
 _rvq_encode: Any = None
 _conv_ref: Any = None
+_xnn_requant_rows: Any = None
+_xnn_leaky_flat: Any = None
+_xnn_add_flat: Any = None
 if os.environ.get("AUDIOFCN_NO_NUMBA", "") not in ("1", "true", "yes"):
     try:
         from numba import njit
@@ -129,6 +132,27 @@ if os.environ.get("AUDIOFCN_NO_NUMBA", "") not in ("1", "true", "yes"):
                                     a0[o] = a0[o] + x0 * wt[g, j, i, o]
                         for o in range(co):
                             out[b, g * co + o, t] = a0[o] + bias[g * co + o]
+
+        @njit(cache=True)
+        def _xnn_requant_rows(x, scale, zp, out):  # pragma: no cover - compiled
+            for r in range(x.shape[0]):
+                s, z = scale[r], zp[r]
+                hi = np.float32(127 - z)
+                for i in range(x.shape[1]):
+                    v = min(np.float32(x[r, i]) * s, hi)
+                    out[r, i] = min(max(int(np.rint(v)) + z, -128), 127)
+
+        @njit(cache=True)
+        def _xnn_leaky_flat(q, zin, m_pos, m_neg, zout, out):  # pragma: no cover - compiled
+            for i in range(q.shape[0]):
+                v = zin - q[i]
+                m = m_neg if v >= 0 else m_pos
+                out[i] = min(max(((v * m + 128) >> 8) + zout, -128), 127)
+
+        @njit(cache=True)
+        def _xnn_add_flat(q1, ma, q2, mb, bias, shift, zo, out):  # pragma: no cover
+            for i in range(q1.shape[0]):
+                out[i] = min(max(((bias + q1[i] * ma + q2[i] * mb) >> shift) + zo, -128), 127)
 
         @njit(cache=True)
         def _add_flat(q1, z1, m1, s1, q2, z2, m2, s2, mo, so, zo, out):  # pragma: no cover
@@ -379,11 +403,20 @@ def _rne(v: torch.Tensor) -> torch.Tensor:
     return torch.round(v).to(torch.int64)  # torch.round rounds half to even
 
 
-def xnn_requantize(acc: torch.Tensor, scale: torch.Tensor, zero_point: torch.Tensor
-                   ) -> torch.Tensor:
+def xnn_requantize(acc: torch.Tensor, scale: torch.Tensor, zero_point: torch.Tensor,
+                   _fused: bool = True) -> torch.Tensor:
     """XNNPACK's "fp32" requantization of an int32 accumulator: ``float32(acc) * scale``
     (``scale = in_scale * weight_scale / out_scale`` in float32), rounded half to even, plus
     the zero point, clamped to int8."""
+    if FUSED and _fused and acc.dim() >= 2:
+        rows = (*acc.shape[:-1], 1)
+        flat = _np(acc.reshape(-1, acc.shape[-1]))
+        out = np.empty_like(flat)
+        sc = _np(torch.broadcast_to(scale.to(torch.float32), rows).reshape(-1))
+        zp = _np(torch.broadcast_to(torch.as_tensor(zero_point).to(torch.int64), rows)
+                 .reshape(-1))
+        _xnn_requant_rows(flat, sc, zp, out)
+        return torch.from_numpy(out).view(acc.shape)
     v = acc.to(torch.float32) * scale.to(torch.float32)
     z = zero_point.to(torch.int64)
     v = torch.minimum(v, (INT8_MAX - z).to(torch.float32))
@@ -406,7 +439,7 @@ def xnn_quantize(x: torch.Tensor, scale: torch.Tensor, zero_point: torch.Tensor)
 
 
 def xnn_leaky_relu(q: torch.Tensor, s_in: float, z_in: int, s_out: float, z_out: int,
-                   alpha: float) -> torch.Tensor:
+                   alpha: float, _fused: bool = True) -> torch.Tensor:
     """XNNPACK's int8 leaky ReLU: 8-bit fixed-point multipliers ``round(256 * s_in / s_out)``
     (times ``alpha`` for negative inputs), ``(x - z_in) * m + 128 >> 8`` plus the zero point."""
     f32 = np.float32
@@ -414,13 +447,17 @@ def xnn_leaky_relu(q: torch.Tensor, s_in: float, z_in: int, s_out: float, z_out:
     neg = pos * f32(alpha)
     m_pos = int(np.rint(f32(-256.0) * pos))
     m_neg = int(np.rint(f32(-256.0) * neg))
+    if FUSED and _fused:
+        out = np.empty(q.numel(), np.int64)
+        _xnn_leaky_flat(_np(q.reshape(-1)), z_in, m_pos, m_neg, z_out, out)
+        return torch.from_numpy(out).view(q.shape)
     v = z_in - q
     m = torch.where(v >= 0, torch.full_like(v, m_neg), torch.full_like(v, m_pos))
     return (((v * m + 128) >> 8) + z_out).clamp(INT8_MIN, INT8_MAX)
 
 
 def xnn_add(q1: torch.Tensor, s1: float, z1: int, q2: torch.Tensor, s2: float, z2: int,
-            s_out: float, z_out: int) -> torch.Tensor:
+            s_out: float, z_out: int, _fused: bool = True) -> torch.Tensor:
     """XNNPACK's int8 add: multipliers ``round(s_i / s_out * 2**shift)`` with ``shift`` set by
     the larger ratio (20 bits), summed with a rounding bias, shifted right."""
     f32 = np.float32
@@ -431,5 +468,10 @@ def xnn_add(q1: torch.Tensor, s1: float, z1: int, q2: torch.Tensor, s2: float, z
     ma = int(np.rint(np.ldexp(a, shift).astype(np.float32)))
     mb = int(np.rint(np.ldexp(b, shift).astype(np.float32)))
     bias = (1 << (shift - 1)) - ma * z1 - mb * z2
+    if FUSED and _fused:
+        a1, a2 = torch.broadcast_tensors(q1, q2)
+        out = np.empty(a1.numel(), np.int64)
+        _xnn_add_flat(_np(a1.reshape(-1)), ma, _np(a2.reshape(-1)), mb, bias, shift, z_out, out)
+        return torch.from_numpy(out).view(a1.shape)
     acc = bias + q1 * ma + q2 * mb
     return ((acc >> shift) + z_out).clamp(INT8_MIN, INT8_MAX)
