@@ -21,10 +21,11 @@ The last encoder block and the first two decoder blocks run in int8 in the origi
 (``forward``) the port rounds the same activations with
 :class:`~audiofcn.nn.quantized_causal.FakeQuant` (the list of rounded layers is
 ``config.quantized``; gradients pass straight through), and so do ``encode``/``decode`` by
-default. With ``arithmetic="tflite"`` (or ``model.arithmetic = "tflite"``) they run those layers
-with TFLite's integer arithmetic (parameters in ``config.int8_kernels``), the float layers
-before them and the residual VQ in the reference kernels' order: bit for bit what TFLite's
-reference kernels compute, about half as fast. Everything is causal; streaming
+default. With ``arithmetic="xnnpack"`` (or ``model.arithmetic = "xnnpack"``) they run those
+layers with XNNPACK's int8 arithmetic: what TFLite with XNNPACK, Lyra's own runtime, computes;
+with ``"tflite"`` with TFLite's reference kernels' (float layers before them and the residual
+VQ in the reference order): bit for bit what those compute. Both about half as fast; their
+parameters are ``config.int8_kernels``. Everything is causal; streaming
 (``encode_stream`` / ``decode_stream``) gives the offline output.
 """
 
@@ -214,8 +215,9 @@ class LyraSoundStream(PretrainedModel):
             quantizer_dropout=config.quantizer_dropout)
         self.decoder = LyraDecoder(config, q)
         # Arithmetic of encode/decode/streaming when not given per call: "float" (default;
-        # about twice as fast) or "tflite" (bit-exact with TFLite's reference kernels; needs
-        # the int8 kernels' parameters). forward() (training) always runs in float.
+        # about twice as fast), "xnnpack" (bit-exact with TFLite + XNNPACK, as Lyra runs it)
+        # or "tflite" (with TFLite's reference kernels); the exact ones need the int8
+        # kernels' parameters. forward() (training) always runs in float.
         self.arithmetic: str = "float"
 
     def inference_arithmetic(self, arithmetic: str | None = None) -> str:
@@ -292,8 +294,9 @@ class LyraSoundStream(PretrainedModel):
     def encode(self, audio: torch.Tensor, n_q: int | None = None,
                denoise: bool = False, arithmetic: str | None = None) -> torch.Tensor:
         """Codes: ``(batch, 1, T)`` -> ``(batch, n_q, ceil(T / 320))`` int64. ``arithmetic``:
-        ``"float"`` (the training path's rounding; default, ``self.arithmetic``) or ``"tflite"``
-        (TFLite's reference kernels bit for bit)."""
+        ``"float"`` (the training path's rounding; default, ``self.arithmetic``), ``"xnnpack"``
+        (TFLite with XNNPACK, Lyra's runtime, bit for bit) or ``"tflite"`` (TFLite's reference
+        kernels bit for bit)."""
         mode = self.inference_arithmetic(arithmetic)
         with int8_arithmetic(mode):
             z = self.embed(audio, denoise)

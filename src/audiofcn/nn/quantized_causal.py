@@ -11,11 +11,13 @@ Every layer here takes ``(batch, channels, time)`` and an optional ``cache`` dic
 context from ``cache[self]`` and writes the new one back, so feeding a signal chunk by chunk
 gives the offline output (streaming). Chunks must hold whole strides of each strided layer.
 
-Two arithmetics (:func:`int8_arithmetic`): ``"float"`` (default; differentiable, for training)
-rounds each int8 activation once in float; ``"tflite"`` runs the layers that the original runs
-as int8 kernels (``int8=True``: an :class:`Int8Kernel` holds their input grid and weight scales)
-with TFLite's integer arithmetic bit for bit (:mod:`audiofcn.nn.tflite_int8`), and the other
-roundings (QUANTIZE of a float value) as TFLite's ``AffineQuantize`` does.
+Three arithmetics (:func:`int8_arithmetic`): ``"float"`` (default; differentiable, for
+training) rounds each int8 activation once in float; ``"tflite"`` runs the layers that the
+original runs as int8 kernels (``int8=True``: an :class:`Int8Kernel` holds their input grid and
+weight scales) with the integer arithmetic of TFLite's reference kernels bit for bit
+(:mod:`audiofcn.nn.tflite_int8`), the other roundings (QUANTIZE of a float value) as their
+``AffineQuantize``, and convs marked ``reference_order`` in their float summation order;
+``"xnnpack"`` does the same with XNNPACK's int8 arithmetic (float layers as torch computes them).
 """
 
 from __future__ import annotations
@@ -39,7 +41,8 @@ _ARITHMETIC: ContextVar[str] = ContextVar("int8_arithmetic", default="float")
 
 @contextmanager
 def int8_arithmetic(mode: str) -> Iterator[None]:
-    """Run the enclosed forward passes with ``"float"`` or ``"tflite"`` int8 arithmetic."""
+    """Run the enclosed forward passes with ``"float"``, ``"tflite"`` or ``"xnnpack"``
+    int8 arithmetic."""
     if mode not in ARITHMETICS:
         raise ValueError(f"arithmetic must be one of {ARITHMETICS}, got {mode!r}")
     token = _ARITHMETIC.set(mode)
