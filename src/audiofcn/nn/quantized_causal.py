@@ -247,9 +247,9 @@ class QCausalConv1d(nn.Conv1d):
         xp = _context(self, x, self.context, cache)
         if _exact(self):
             return self._forward_int8(xp)
-        if self.reference_order and _ARITHMETIC.get() == "tflite":
+        if self.reference_order and _ARITHMETIC.get() != "float":
             y = K.conv1d_reference_order(xp, self.weight, self.bias, self.stride[0],
-                                         self.dilation[0], self.groups)
+                                         self.dilation[0], self.groups, xnnpack=_xnn())
             return y if self.out_q is None else self.out_q(y)
         k, g = self.kernel_size[0], self.groups
         if k == 1 and self.stride[0] == 1:  # 1x1 (grouped) conv as one batched matmul

@@ -85,7 +85,7 @@ if os.environ.get("AUDIOFCN_NO_NUMBA", "") not in ("1", "true", "yes"):
                         r[d] = r[d] - u
 
         @njit(cache=True)
-        def _conv_ref(x, wt, bias, stride, dil, out):  # pragma: no cover - compiled
+        def _conv_ref(x, wt, bias, stride, dil, fma, out):  # pragma: no cover - compiled
             # per output: taps outer, input channels inner, in float32, bias last; the
             # innermost loop runs over output channels (weights as (groups, k, in/g, out/g)),
             # four output frames at a time so each weight row is loaded once for four
@@ -98,10 +98,12 @@ if os.environ.get("AUDIOFCN_NO_NUMBA", "") not in ("1", "true", "yes"):
             for b in range(x.shape[0]):
                 for g in range(groups):
                     for t in range(0, n_t - 3, 4):
-                        a0[:] = 0.0
-                        a1[:] = 0.0
-                        a2[:] = 0.0
-                        a3[:] = 0.0
+                        for o in range(co):
+                            init = bias[g * co + o] if fma else np.float32(0.0)
+                            a0[o] = init
+                            a1[o] = init
+                            a2[o] = init
+                            a3[o] = init
                         for j in range(k):
                             pos = t * stride + j * dil
                             for i in range(ci):
@@ -110,28 +112,42 @@ if os.environ.get("AUDIOFCN_NO_NUMBA", "") not in ("1", "true", "yes"):
                                 x1 = x[b, c, pos + stride]
                                 x2 = x[b, c, pos + 2 * stride]
                                 x3 = x[b, c, pos + 3 * stride]
-                                for o in range(co):
-                                    w = wt[g, j, i, o]
-                                    a0[o] = a0[o] + x0 * w
-                                    a1[o] = a1[o] + x1 * w
-                                    a2[o] = a2[o] + x2 * w
-                                    a3[o] = a3[o] + x3 * w
+                                if fma:  # one rounding: the exact product fits a float64
+                                    for o in range(co):
+                                        w = np.float64(wt[g, j, i, o])
+                                        a0[o] = np.float32(a0[o] + np.float64(x0) * w)
+                                        a1[o] = np.float32(a1[o] + np.float64(x1) * w)
+                                        a2[o] = np.float32(a2[o] + np.float64(x2) * w)
+                                        a3[o] = np.float32(a3[o] + np.float64(x3) * w)
+                                else:
+                                    for o in range(co):
+                                        w = wt[g, j, i, o]
+                                        a0[o] = a0[o] + x0 * w
+                                        a1[o] = a1[o] + x1 * w
+                                        a2[o] = a2[o] + x2 * w
+                                        a3[o] = a3[o] + x3 * w
                         for o in range(co):
-                            bo = bias[g * co + o]
+                            bo = np.float32(0.0) if fma else bias[g * co + o]
                             out[b, g * co + o, t] = a0[o] + bo
                             out[b, g * co + o, t + 1] = a1[o] + bo
                             out[b, g * co + o, t + 2] = a2[o] + bo
                             out[b, g * co + o, t + 3] = a3[o] + bo
                     for t in range(n_t - n_t % 4, n_t):
-                        a0[:] = 0.0
+                        for o in range(co):
+                            a0[o] = bias[g * co + o] if fma else np.float32(0.0)
                         for j in range(k):
                             pos = t * stride + j * dil
                             for i in range(ci):
                                 x0 = x[b, g * ci + i, pos]
                                 for o in range(co):
-                                    a0[o] = a0[o] + x0 * wt[g, j, i, o]
+                                    if fma:
+                                        a0[o] = np.float32(a0[o] + np.float64(x0)
+                                                           * np.float64(wt[g, j, i, o]))
+                                    else:
+                                        a0[o] = a0[o] + x0 * wt[g, j, i, o]
                         for o in range(co):
-                            out[b, g * co + o, t] = a0[o] + bias[g * co + o]
+                            out[b, g * co + o, t] = a0[o] + (np.float32(0.0) if fma
+                                                             else bias[g * co + o])
 
         @njit(cache=True)
         def _xnn_requant_rows(x, scale, zp, out):  # pragma: no cover - compiled
@@ -369,12 +385,15 @@ def rvq_decode(codes: torch.Tensor, codebooks: torch.Tensor) -> torch.Tensor:
 
 def conv1d_reference_order(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,
                            stride: int = 1, dilation: int = 1, groups: int = 1,
-                           _fused: bool = True) -> torch.Tensor:
+                           xnnpack: bool = False, _fused: bool = True) -> torch.Tensor:
     """A float32 1-D conv (no padding) summed as TFLite's reference float kernels sum
     (``reference_ops::Conv`` / ``DepthwiseConv``): for each output, products added one by one,
     taps outer and input channels inner, from zero, the bias added last. Gives their float32
     results bit for bit (the kernels are built without fused multiply-adds), so values the
-    original rounds to int8 next round the same way. ``(B, in, T)`` -> ``(B, out, T')``."""
+    original rounds to int8 next round the same way. ``xnnpack=True``: XNNPACK's f32 GEMM
+    order instead (the accumulator starts at the bias, same tap/channel order, each step a
+    fused multiply-add, i.e. one rounding; emulated in float64, exact for the product).
+    ``(B, in, T)`` -> ``(B, out, T')``."""
     b, _, t_in = x.shape
     cout, ci, k = weight.shape
     t = (t_in - (k - 1) * dilation - 1) // stride + 1
@@ -384,16 +403,24 @@ def conv1d_reference_order(x: torch.Tensor, weight: torch.Tensor, bias: torch.Te
     if FUSED and _fused:
         out = np.empty((b, cout, max(t, 0)), np.float32)
         wt = w.view(groups, cout // groups, ci, k).permute(0, 3, 2, 1).contiguous()
-        _conv_ref(x.numpy(), wt.numpy(), bias.numpy(), stride, dilation, out)
+        _conv_ref(x.numpy(), wt.numpy(), bias.numpy(), stride, dilation, xnnpack, out)
         return torch.from_numpy(out)
     co = cout // groups
     xg = x.view(b, groups, ci, t_in)
     wg = w.view(groups, co, ci, k)
     total = x.new_zeros(b, groups, co, t)
+    if xnnpack:
+        total = total + bias.view(1, groups, co, 1)
     for j in range(k):
         xs = xg[..., j * dilation:j * dilation + (t - 1) * stride + 1:stride]
         for i in range(ci):
-            total = total + xs[:, :, i:i + 1] * wg[None, :, :, i, j, None]
+            if xnnpack:
+                total = (total.double() + xs[:, :, i:i + 1].double()
+                         * wg[None, :, :, i, j, None].double()).float()
+            else:
+                total = total + xs[:, :, i:i + 1] * wg[None, :, :, i, j, None]
+    if xnnpack:
+        return total.view(b, cout, t)
     return (total + bias.view(1, groups, co, 1)).view(b, cout, t)
 
 
