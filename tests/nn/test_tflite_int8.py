@@ -218,3 +218,16 @@ def test_xnnpack_fused_equal_torch_on_random_values() -> None:
     assert torch.equal(K.xnn_add(*args), K.xnn_add(*args, _fused=False))
     largs = (q1, 3.1, -20, 1.7, 15, 0.3)
     assert torch.equal(K.xnn_leaky_relu(*largs), K.xnn_leaky_relu(*largs, _fused=False))
+
+
+def test_conv_xnnpack_order_is_fused_multiply_add_from_the_bias() -> None:
+    e = 2.0 ** -12
+    x = torch.tensor([[[1 + e]]])
+    w = torch.tensor([[[1 + e]]])
+    b = torch.tensor([-(1 + 2 * e)])
+    # x * w = 1 + 2^-11 + 2^-24: a float32 product loses the 2^-24, a fused multiply-add
+    # onto the bias keeps it
+    assert K.conv1d_reference_order(x, w, b).item() == 0.0
+    for fused in (True, False):
+        got = K.conv1d_reference_order(x, w, b, xnnpack=True, _fused=fused).item()
+        assert got == 2.0 ** -24
