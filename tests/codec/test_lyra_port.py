@@ -50,7 +50,7 @@ def test_shipped_port_matches_stored_tflite_outputs(port: LyraSoundStream) -> No
     ref = load_file(str(FIXTURE))
     x = torch.from_numpy(ref["input"].astype(np.float32))[None, None]
     codes = torch.from_numpy(ref["codes"].T.astype(np.int64))[None]  # (1, 46, frames)
-    assert port.inference_arithmetic() == "float"  # the default (2-3x faster)
+    assert port.inference_arithmetic() == "float"  # the default (about 2x faster)
     with torch.no_grad(), int8_arithmetic("tflite"):
         latents = port.embed(x)[0].T.numpy()
     with torch.no_grad(), int8_arithmetic("float"):

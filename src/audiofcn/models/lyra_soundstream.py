@@ -24,7 +24,7 @@ The last encoder block and the first two decoder blocks run in int8 in the origi
 default. With ``arithmetic="xnnpack"`` (or ``model.arithmetic = "xnnpack"``) they run those
 layers with XNNPACK's int8 arithmetic: what TFLite with XNNPACK, Lyra's own runtime, computes;
 with ``"tflite"`` with TFLite's reference kernels' (float layers before them and the residual
-VQ in the reference order): bit for bit what those compute. Both 2-3x slower; their
+VQ in the reference order): bit for bit what those compute. Both about 2x slower; their
 parameters are ``config.int8_kernels``. Everything is causal; streaming
 (``encode_stream`` / ``decode_stream``) gives the offline output.
 """
@@ -215,7 +215,7 @@ class LyraSoundStream(PretrainedModel):
             quantizer_dropout=config.quantizer_dropout)
         self.decoder = LyraDecoder(config, q)
         # Arithmetic of encode/decode/streaming when not given per call: "float" (default;
-        # 2-3x faster), "xnnpack" (bit-exact with TFLite + XNNPACK, as Lyra runs it)
+        # about 2x faster), "xnnpack" (bit-exact with TFLite + XNNPACK, as Lyra runs it)
         # or "tflite" (with TFLite's reference kernels); the exact ones need the int8
         # kernels' parameters. forward() (training) always runs in float.
         self.arithmetic: str = "float"
