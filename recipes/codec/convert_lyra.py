@@ -160,6 +160,9 @@ class Mapping:
         self.used: set[tuple[str, int]] = set()
         self.quantized: set[str] = set()
         self.carry_bias: dict[str, dict[int | None, np.ndarray]] = {}
+        self.int8: set[str] = set()  # layers run as int8 kernels
+        self.grids: dict[str, tuple[float, float]] = {}  # their input grid(s)
+        self.raw: dict[str, dict[int | None, tuple[np.ndarray, np.ndarray]]] = {}
 
     def set(self, name: str, value: np.ndarray, group: int | None = None) -> None:
         if group is None:
@@ -181,6 +184,27 @@ class Mapping:
         zp = np.broadcast_to(t.zero_point, (channels,)).astype(np.float64)
         self.set(f"{path}.out_q.scale", scale, group)
         self.set(f"{path}.out_q.zero_point", zp, group)
+
+
+    def input_grid(self, name: str, t: Tensor) -> None:
+        """The grid of an int8 kernel's input (``name`` = ``{path}.int8.in`` or ``.in2``)."""
+        if t.dtype != "int8" or t.scale is None or t.scale.size != 1:
+            raise ValueError(f"{t.name}: expected a per-tensor int8 input")
+        grid = (float(t.scale[0]), float(t.zero_point[0]))
+        if self.grids.setdefault(name, grid) != grid:
+            raise ValueError(f"{name}: groups read different input grids")
+
+    def int8_conv(self, path: str, group: int | None, kind: str, x: Tensor, w: Tensor,
+                  b: Tensor, out: Tensor) -> None:
+        """An int8 conv: input grid, per-output-channel weight scales, raw int8/int32 values
+        (to check that the stored float weights give them back)."""
+        self.int8.add(path)
+        self.input_grid(f"{path}.int8.in", x)
+        channels = out.shape[-1]
+        self.set(f"{path}.int8.weight_scale",
+                 np.broadcast_to(w.scale, (channels,)).astype(np.float64), group)
+        self.raw.setdefault(path, {})[group] = (_conv_weight(kind, w.data).astype(np.int64),
+                                                b.data.astype(np.int64))
 
 
 def _conv_weight(kind: str, w: np.ndarray) -> np.ndarray:
@@ -214,15 +238,28 @@ def map_conv_graph(g: Graph, tag: str, mp: Mapping) -> None:
                 raise ValueError(f"{tag}: {out.name}: expected VALID padding, no fused act")
             if out.dtype == "int8":
                 mp.fake_quant(path, out, group)
+                x = t[op.inputs[2] if op.kind == "TRANSPOSE_CONV" else op.inputs[0]]
+                mp.int8_conv(path, group, op.kind, x, w, b, out)
         elif op.kind == "LEAKY_RELU":
             path, _ = module_path(out.name)
             mp.checks.append((path, "slope", op.options["alpha"]))
             if out.dtype == "int8":
                 mp.fake_quant(path, out)
+                mp.int8.add(path)
+                mp.input_grid(f"{path}.int8.in", t[op.inputs[0]])
         elif op.kind == "ADD" and out.name.endswith("_add/add"):
             path, _ = module_path(out.name)
             if out.dtype == "int8":
                 mp.fake_quant(path, out)
+                mp.int8.add(path)
+                # in: the residual input, in2: the branch (the unit's bconv output)
+                a, b = op.inputs
+                if (module_path(t[a].name) or ("",))[0].endswith(".bconv"):
+                    a, b = b, a
+                if not (module_path(t[b].name) or ("",))[0].endswith(".bconv"):
+                    raise ValueError(f"{tag}: {out.name}: no bconv input")
+                mp.input_grid(f"{path}.int8.in", t[a])
+                mp.input_grid(f"{path}.int8.in2", t[b])
         elif op.kind == "QUANTIZE":
             src = g.producer(op.inputs[0])
             if src is not None and src.kind == "CONCATENATION":
@@ -311,8 +348,15 @@ def convert(lyra_root: Path) -> tuple[LyraSoundStream, dict]:
             raise ValueError(f"{name}: groups {sorted(parts)}")
         mp.values[name] = torch.from_numpy(np.ascontiguousarray(
             np.concatenate([parts[k] for k in sorted(parts)], axis=0), np.float32))
+    for name, (scale, zp) in mp.grids.items():
+        mp.set(f"{name}_scale", np.array([scale]))
+        mp.set(f"{name}_zero_point", np.array([zp]))
+    for path, parts in mp.carry_bias.items():  # float copy of an int8 transposed conv's bias
+        if path in mp.int8:
+            mp.set(f"{path}.int8.carry_bias", np.concatenate([parts[k] for k in sorted(parts)]))
 
-    cfg = LyraSoundStreamConfig(num_quantizers=n_books, quantized=tuple(sorted(mp.quantized)))
+    cfg = LyraSoundStreamConfig(num_quantizers=n_books, quantized=tuple(sorted(mp.quantized)),
+                                int8_kernels=tuple(sorted(mp.int8)))
     model = LyraSoundStream(cfg)
     targets = {k: v for k, v in model.state_dict().items()
                if not k.startswith("quantizer.") or k.endswith(".codebook")}
@@ -337,8 +381,15 @@ def convert(lyra_root: Path) -> tuple[LyraSoundStream, dict]:
         got = got[0] if isinstance(got, tuple) else got
         if not np.isclose(float(got), float(want)):
             raise ValueError(f"{path}.{attr}: {got} in the model, {want} in the graph")
+    for path, parts in mp.raw.items():  # the stored floats give the int8/int32 values back
+        keys = sorted(parts, key=lambda g: -1 if g is None else g)
+        w_raw = np.concatenate([parts[k][0] for k in keys])
+        b_raw = np.concatenate([parts[k][1] for k in keys])
+        w, b = modules[path].int8_weights()
+        if not (np.array_equal(w.numpy(), w_raw) and np.array_equal(b.numpy(), b_raw)):
+            raise ValueError(f"{path}: stored weights do not give the int8 values back")
     report = {"parameters": len(mp.values), "quantized_layers": len(mp.quantized),
-              "codebooks": n_books, "carry_bias_max_diff": 0.0}
+              "int8_kernels": len(mp.int8), "codebooks": n_books, "carry_bias_max_diff": 0.0}
     for path, parts in mp.carry_bias.items():  # float copy of each transposed conv's bias
         b = np.concatenate([parts[k] for k in sorted(parts, key=lambda g: -1 if g is None
                                                       else g)])
@@ -347,19 +398,27 @@ def convert(lyra_root: Path) -> tuple[LyraSoundStream, dict]:
     return model.eval(), report
 
 
-def tflite_reference(coeffs: Path, audio: np.ndarray, n_q: int, *, xnnpack: bool = True,
+KERNELS = {"xnnpack": "AUTO", "builtin": "BUILTIN_WITHOUT_DEFAULT_DELEGATES",
+           "reference": "BUILTIN_REF"}
+
+
+def tflite_reference(coeffs: Path, audio: np.ndarray, n_q: int, *, kernels: str = "xnnpack",
                      codes: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """Run Lyra's three graphs frame by frame as Lyra's C++ does (fresh state per call):
     audio ``(T,)`` in [-1, 1] (T a multiple of 320) -> ``latents (F, 64)``, ``codes (F, n_q)``,
     ``audio (F*320,)``. With ``codes`` given, the decoder runs on them instead of the
-    encoder's. ``xnnpack=False`` uses TFLite's built-in kernels instead of XNNPACK."""
+    encoder's. ``kernels``: ``"xnnpack"`` (TFLite's default delegate, as Lyra's C++ runs it),
+    ``"builtin"`` (TFLite's optimized built-in kernels) or ``"reference"`` (its reference
+    kernels, what the port's ``arithmetic="tflite"`` reproduces bit for bit)."""
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
-    kw = {} if xnnpack else {
-        "experimental_op_resolver_type": OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES}
+    kw = {"experimental_op_resolver_type": getattr(OpResolverType, KERNELS[kernels])}
     enc = Interpreter(model_path=str(coeffs / "soundstream_encoder.tflite"), **kw)
     gan = Interpreter(model_path=str(coeffs / "lyragan.tflite"), **kw)
-    quant = Interpreter(model_path=str(coeffs / "quantizer.tflite"))
+    # Lyra's C++ runs the quantizer without XNNPACK (built-in kernels)
+    quant = Interpreter(model_path=str(coeffs / "quantizer.tflite"),
+                        experimental_op_resolver_type=getattr(OpResolverType, KERNELS[
+                            "reference" if kernels == "reference" else "builtin"]))
     enc.allocate_tensors()
     gan.allocate_tensors()
     q_enc, q_dec = quant.get_signature_runner("encode"), quant.get_signature_runner("decode")
@@ -390,9 +449,11 @@ def tflite_reference(coeffs: Path, audio: np.ndarray, n_q: int, *, xnnpack: bool
 
 def write_fixtures(coeffs: Path, audio_path: Path, out: Path, start_s: float = 1.0,
                    frames: int = 20) -> None:
-    """Small reference outputs of the TFLite original (XNNPACK, as Lyra runs it) on
-    ``frames`` frames of ``audio_path`` from ``start_s``: what the always-running test
-    compares the shipped port against."""
+    """Small reference outputs of the TFLite original (its reference kernels, which the
+    port's ``arithmetic="tflite"`` reproduces bit for bit) on ``frames`` frames of
+    ``audio_path`` from ``start_s``: what the always-running test compares the shipped port
+    against. ``*_xnnpack``: the same from TFLite with XNNPACK (Lyra's runtime), which the port's
+    ``arithmetic="xnnpack"`` reproduces."""
     import soundfile as sf
     from safetensors.numpy import save_file
 
@@ -401,12 +462,17 @@ def write_fixtures(coeffs: Path, audio_path: Path, out: Path, start_s: float = 1
         raise ValueError(f"{audio_path}: expected 16 kHz")
     seg = x[int(start_s * sr):int(start_s * sr) + 320 * frames]
     seg = seg.astype(np.float16).astype(np.float32)  # stored as float16: run on those values
-    ref = tflite_reference(coeffs, seg, 46)
+    ref = tflite_reference(coeffs, seg, 46, kernels="reference")
+    xnn = tflite_reference(coeffs, seg, 46, kernels="xnnpack")
     out.parent.mkdir(parents=True, exist_ok=True)
     save_file({"input": seg.astype(np.float16), "latents": ref["latents"].astype(np.float32),
-               "codes": ref["codes"].astype(np.uint8), "audio": ref["audio"].astype(np.float16)},
+               "codes": ref["codes"].astype(np.uint8), "audio": ref["audio"].astype(np.float32),
+               "codes_xnnpack": xnn["codes"].astype(np.uint8),
+               "latents_xnnpack": xnn["latents"].astype(np.float32),
+               "audio_xnnpack": xnn["audio"].astype(np.float32)},
               str(out), metadata={"source": f"{audio_path.name} from {start_s} s, "
-                                  "google/lyra v2 TFLite (XNNPACK), 46 quantizers"})
+                                  "google/lyra v2 TFLite reference kernels (BUILTIN_REF), "
+                                  "46 quantizers; *_xnnpack: TFLite with XNNPACK"})
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -27,9 +27,11 @@ from audiofcn.nn.quantized_stream_plan import QuantizedStreamPlan, SequentialRVQ
 
 
 def usable(model: Any, fused: bool | None) -> bool:
-    """Whether the plans serve ``model``: a Lyra port on the CPU in float32, numba there, and
-    ``fused`` not False (True without numba is an error, as for the c16 plans)."""
-    if not isinstance(model, LyraSoundStream) or fused is False:
+    """Whether the plans serve ``model``: a Lyra port on the CPU in float32 and in its float
+    arithmetic (the plans follow the float ``FakeQuant`` path; the exact arithmetics run the
+    model's own layers), numba there, and ``fused`` not False (True without numba is an error,
+    as for the c16 plans)."""
+    if not isinstance(model, LyraSoundStream) or fused is False or model.arithmetic != "float":
         return False
     if fused and not quantized_stream_plan.AVAILABLE:
         raise RuntimeError("fused kernels unavailable (numba missing or AUDIOFCN_NO_NUMBA)")

@@ -17,10 +17,16 @@ Decoder: grouped conv (kernel 3, 64 -> 512) -> 3 blocks [leaky ReLU, grouped cau
 conv (kernel 2*stride) halving the channels, 3 residual units], strides 2, 2, 5 -> leaky ReLU ->
 transposed conv (kernel 64, stride 16, 64 -> 1). Output in [-1, 1] full scale (not clipped).
 
-The last encoder block and the first two decoder blocks run in int8 in the original; the port
-rounds the same activations with :class:`~audiofcn.nn.quantized_causal.FakeQuant` (the list of
-rounded layers is ``config.quantized``), so its codes match the original's. Everything is causal;
-streaming (``encode_stream`` / ``decode_stream``) gives the offline output.
+The last encoder block and the first two decoder blocks run in int8 in the original. In training
+(``forward``) the port rounds the same activations with
+:class:`~audiofcn.nn.quantized_causal.FakeQuant` (the list of rounded layers is
+``config.quantized``; gradients pass straight through), and so do ``encode``/``decode`` by
+default. With ``arithmetic="xnnpack"`` (or ``model.arithmetic = "xnnpack"``) they run those
+layers with XNNPACK's int8 arithmetic: what TFLite with XNNPACK, Lyra's own runtime, computes;
+with ``"tflite"`` with TFLite's reference kernels' (float layers before them and the residual
+VQ in the reference order): bit for bit what those compute. Both about 2x slower; their
+parameters are ``config.int8_kernels``. Everything is causal; streaming
+(``encode_stream`` / ``decode_stream``) gives the offline output.
 """
 
 from __future__ import annotations
@@ -34,12 +40,14 @@ from torch import nn
 
 from audiofcn.frontend.checks import as_mono_batch
 from audiofcn.models.base import PretrainedModel
+from audiofcn.nn import tflite_int8
 from audiofcn.nn.quantized_causal import (
     Cache,
     QCausalConv1d,
     QCausalConvTranspose1d,
     QLeakyReLU,
     QResidualUnit,
+    int8_arithmetic,
 )
 from audiofcn.nn.quantizer import FrozenRVQ, ResidualVectorQuantizer, RVQOutput
 
@@ -66,6 +74,9 @@ class LyraSoundStreamConfig:
     dead_code_threshold: float = 0.0  # keep Lyra's codes when fine-tuning
     # Dotted names of the layers whose output is rounded to int8 (from the TFLite graphs).
     quantized: tuple[str, ...] = field(default_factory=tuple)
+    # Of those, the layers the original runs as int8 kernels (int8 input and output); they
+    # carry their input grid and weight scales, for the exact "tflite" arithmetic.
+    int8_kernels: tuple[str, ...] = field(default_factory=tuple)
 
     @property
     def hop_length(self) -> int:
@@ -80,17 +91,23 @@ def _unit_q(quantized: set[str], prefix: str) -> frozenset[str]:
     return frozenset(s for s in QResidualUnit.STEPS if f"{prefix}.{s}" in quantized)
 
 
+def _unit(c: int, d: int, cfg: LyraSoundStreamConfig, q: set[str], name: str,
+          groups: int) -> QResidualUnit:
+    return QResidualUnit(c, d, slope=cfg.slope, groups=groups, quantized=_unit_q(q, name),
+                         int8=_unit_q(set(cfg.int8_kernels), name))
+
+
 class _EncoderBlock(nn.Module):
     def __init__(self, c: int, stride: int, cfg: LyraSoundStreamConfig, q: set[str],
                  name: str) -> None:
         super().__init__()
-        self.units = nn.ModuleList(
-            QResidualUnit(c, d, slope=cfg.slope, groups=c // cfg.group_width,
-                          quantized=_unit_q(q, f"{name}.units.{i}"))
-            for i, d in enumerate(cfg.dilations))
-        self.act = QLeakyReLU(c, cfg.slope, f"{name}.act" in q)
+        k = set(cfg.int8_kernels)
+        self.units = nn.ModuleList(_unit(c, d, cfg, q, f"{name}.units.{i}", c // cfg.group_width)
+                                   for i, d in enumerate(cfg.dilations))
+        self.act = QLeakyReLU(c, cfg.slope, f"{name}.act" in q, f"{name}.act" in k)
         self.down = QCausalConv1d(c, 2 * c, 2 * stride, stride=stride,
-                                  groups=c // cfg.group_width, quantized=f"{name}.down" in q)
+                                  groups=c // cfg.group_width, quantized=f"{name}.down" in q,
+                                  int8=f"{name}.down" in k)
 
     def forward(self, x: torch.Tensor, cache: Cache = None) -> torch.Tensor:
         for unit in self.units:
@@ -100,15 +117,16 @@ class _EncoderBlock(nn.Module):
 
 class _DecoderBlock(nn.Module):
     def __init__(self, c: int, stride: int, cfg: LyraSoundStreamConfig, q: set[str],
-                 name: str) -> None:
+                 name: str, call_frames: int = 1) -> None:
         super().__init__()
-        self.act = QLeakyReLU(c, cfg.slope, f"{name}.act" in q)
+        k = set(cfg.int8_kernels)
+        self.act = QLeakyReLU(c, cfg.slope, f"{name}.act" in q, f"{name}.act" in k)
         self.up = QCausalConvTranspose1d(c, c // 2, 2 * stride, stride=stride,
                                          groups=c // cfg.up_group_width,
-                                         quantized=f"{name}.up" in q)
+                                         quantized=f"{name}.up" in q, int8=f"{name}.up" in k,
+                                         call_frames=call_frames)
         self.units = nn.ModuleList(
-            QResidualUnit(c // 2, d, slope=cfg.slope, groups=max(1, c // 2 // cfg.group_width),
-                          quantized=_unit_q(q, f"{name}.units.{i}"))
+            _unit(c // 2, d, cfg, q, f"{name}.units.{i}", max(1, c // 2 // cfg.group_width))
             for i, d in enumerate(cfg.dilations))
 
     def forward(self, x: torch.Tensor, cache: Cache = None) -> torch.Tensor:
@@ -131,9 +149,15 @@ class LyraEncoder(nn.Module):
             blocks.append(_EncoderBlock(c, s, cfg, q, f"encoder.blocks.{i}"))
             c *= 2
         self.blocks = nn.ModuleList(blocks)
-        self.act = QLeakyReLU(c, cfg.slope, "encoder.act" in q)
+        k = set(cfg.int8_kernels)
+        self.act = QLeakyReLU(c, cfg.slope, "encoder.act" in q, "encoder.act" in k)
         self.bottleneck = QCausalConv1d(c, cfg.embedding_dim, 3, groups=cfg.bottleneck_groups,
-                                        quantized="encoder.bottleneck" in q)
+                                        quantized="encoder.bottleneck" in q,
+                                        int8="encoder.bottleneck" in k)
+        if k:  # float convs before the int8 part: the reference kernel's float32 sums
+            for m in self.modules():
+                if isinstance(m, QCausalConv1d) and m.int8 is None:
+                    m.reference_order = True
 
     def forward(self, x: torch.Tensor, cache: Cache = None) -> torch.Tensor:
         x = self.first(x, cache)
@@ -150,10 +174,12 @@ class LyraDecoder(nn.Module):
         c = cfg.channels * 2 ** len(cfg.strides)
         self.bottleneck = QCausalConv1d(cfg.embedding_dim, c, 3, groups=cfg.bottleneck_groups,
                                         quantized="decoder.bottleneck" in q)
-        blocks = []
+        self.bottleneck.reference_order = "decoder.blocks.0.act" in q  # rounded next
+        blocks, frames = [], 1  # the original decodes one latent frame a call
         for i, s in enumerate(reversed(cfg.strides)):
-            blocks.append(_DecoderBlock(c, s, cfg, q, f"decoder.blocks.{i}"))
+            blocks.append(_DecoderBlock(c, s, cfg, q, f"decoder.blocks.{i}", frames))
             c //= 2
+            frames *= s
         self.blocks = nn.ModuleList(blocks)
         self.act = QLeakyReLU(c, cfg.slope, "decoder.act" in q)
         self.last = QCausalConvTranspose1d(c, 1, cfg.first_kernel, stride=cfg.first_stride,
@@ -188,6 +214,36 @@ class LyraSoundStream(PretrainedModel):
             decay=config.ema_decay, dead_threshold=config.dead_code_threshold,
             quantizer_dropout=config.quantizer_dropout)
         self.decoder = LyraDecoder(config, q)
+        # Arithmetic of encode/decode/streaming when not given per call: "float" (default;
+        # about 2x faster), "xnnpack" (bit-exact with TFLite + XNNPACK, as Lyra runs it)
+        # or "tflite" (with TFLite's reference kernels); the exact ones need the int8
+        # kernels' parameters. forward() (training) always runs in float.
+        self.arithmetic: str = "float"
+
+    def inference_arithmetic(self, arithmetic: str | None = None) -> str:
+        """The arithmetic ``encode``/``decode`` use: ``arithmetic``, else ``self.arithmetic``."""
+        mode = arithmetic or self.arithmetic
+        if mode not in ("float", "tflite", "xnnpack"):
+            raise ValueError(f"arithmetic must be 'float', 'tflite' or 'xnnpack', got {mode!r}")
+        if mode != "float" and not self.config.int8_kernels:
+            raise ValueError("this checkpoint has no int8 kernel parameters (convert it again "
+                             "with recipes/codec/convert_lyra.py) for arithmetic='tflite'")
+        return mode
+
+    def codebooks(self) -> torch.Tensor:
+        """The residual VQ's codebooks stacked: ``(num_quantizers, codebook_size, dim)``."""
+        return torch.stack([layer.codebook.detach() for layer in self.quantizer.layers])
+
+    def _rvq_encode_tflite(self, z: torch.Tensor, n_q: int | None,
+                           books: torch.Tensor | None = None) -> torch.Tensor:
+        """``(B, D, T)`` -> ``(B, n_q, T)`` codes as Lyra's quantizer graph computes them."""
+        n_q = self.config.num_quantizers if n_q is None else n_q
+        if not 1 <= n_q <= self.config.num_quantizers:
+            raise ValueError(f"n_q must be in [1, {self.config.num_quantizers}], got {n_q}")
+        b, d, t = z.shape
+        books = self.codebooks() if books is None else books
+        codes = tflite_int8.rvq_encode(z.permute(0, 2, 1).reshape(b * t, d), books, n_q)
+        return codes.view(b, t, n_q).permute(0, 2, 1)
 
     # --- properties (same as SoundStream, so audiofcn.codec serves both) --------------------
     @property
@@ -236,14 +292,27 @@ class LyraSoundStream(PretrainedModel):
 
     @torch.no_grad()
     def encode(self, audio: torch.Tensor, n_q: int | None = None,
-               denoise: bool = False) -> torch.Tensor:
-        """Codes: ``(batch, 1, T)`` -> ``(batch, n_q, ceil(T / 320))`` int64."""
-        return self.quantizer.encode(self.embed(audio, denoise), n_q)
+               denoise: bool = False, arithmetic: str | None = None) -> torch.Tensor:
+        """Codes: ``(batch, 1, T)`` -> ``(batch, n_q, ceil(T / 320))`` int64. ``arithmetic``:
+        ``"float"`` (the training path's rounding; default, ``self.arithmetic``), ``"xnnpack"``
+        (TFLite with XNNPACK, Lyra's runtime, bit for bit) or ``"tflite"`` (TFLite's reference
+        kernels bit for bit)."""
+        mode = self.inference_arithmetic(arithmetic)
+        with int8_arithmetic(mode):
+            z = self.embed(audio, denoise)
+        if mode != "float":
+            return self._rvq_encode_tflite(z, n_q)
+        return self.quantizer.encode(z, n_q)
 
     @torch.no_grad()
-    def decode(self, codes: torch.Tensor, length: int | None = None) -> torch.Tensor:
+    def decode(self, codes: torch.Tensor, length: int | None = None,
+               arithmetic: str | None = None) -> torch.Tensor:
         """Audio from codes: ``(batch, n_q, frames)`` -> ``(batch, 1, length or frames*320)``."""
-        y = self.decoder(self.quantizer.decode(codes))
+        mode = self.inference_arithmetic(arithmetic)
+        with int8_arithmetic(mode):
+            z = tflite_int8.rvq_decode(codes, self.codebooks()) if mode != "float" \
+                else self.quantizer.decode(codes)
+            y = self.decoder(z)
         return y if length is None else y[..., :length]
 
     # --- streaming (audiofcn.codec.streaming) --------------------------------------------------
@@ -260,7 +329,14 @@ class LyraSoundStream(PretrainedModel):
         state["pending"] = x[..., whole:]
         if whole == 0:
             return torch.zeros(x.shape[0], n_q, 0, dtype=torch.long, device=x.device)
-        z = self.embed(x[..., :whole], denoise, state.setdefault("encoder", {}))
+        mode = self.inference_arithmetic()
+        with int8_arithmetic(mode):
+            z = self.embed(x[..., :whole], denoise, state.setdefault("encoder", {}))
+        if mode != "float":  # the original's quantizer arithmetic, as offline
+            books = state.get("books")
+            if books is None:
+                books = state["books"] = self.codebooks()
+            return self._rvq_encode_tflite(z, n_q, books)
         rvq = state.get("rvq")
         if rvq is None:  # codebooks stacked once per stream (snapshot, like the c16 plans)
             rvq = state["rvq"] = FrozenRVQ(self.quantizer)
@@ -273,8 +349,16 @@ class LyraSoundStream(PretrainedModel):
         """Codes of ``m`` frames ``(batch, n_q, m)`` -> ``(batch, 1, m * 320)`` audio."""
         if codes.shape[-1] == 0:
             return torch.zeros(codes.shape[0], 1, 0)
-        rvq = state.get("rvq")
-        if rvq is None:
-            rvq = state["rvq"] = FrozenRVQ(self.quantizer)
-        z = rvq.decode(codes).transpose(1, 2)  # (batch, D, m)
-        return self.decoder(z, state.setdefault("decoder", {}))
+        mode = self.inference_arithmetic()
+        if mode != "float":
+            books = state.get("books")
+            if books is None:
+                books = state["books"] = self.codebooks()
+            z = tflite_int8.rvq_decode(codes, books)
+        else:
+            rvq = state.get("rvq")
+            if rvq is None:
+                rvq = state["rvq"] = FrozenRVQ(self.quantizer)
+            z = rvq.decode(codes).transpose(1, 2)  # (batch, D, m)
+        with int8_arithmetic(mode):
+            return self.decoder(z, state.setdefault("decoder", {}))
