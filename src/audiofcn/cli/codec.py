@@ -19,6 +19,13 @@ from pathlib import Path
 
 from audiofcn.cli.checks import positive_float
 
+ARITHMETICS = ("float", "xnnpack", "tflite")
+
+
+ARITHMETIC_HELP = ("Lyra model only: 'float' (default, fastest), 'xnnpack' (bit for bit the codes "
+                   "and audio of Lyra's own runtime, TFLite with XNNPACK) or 'tflite' (TFLite's "
+                   "reference kernels); the exact ones are about 2x slower")
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("encode", help="compress audio to a .afc file with the neural codec")
@@ -32,12 +39,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--denoise", action="store_true",
                    help="FiLM denoise condition on (remove background noise while coding; "
                    "c16 model only)")
+    p.add_argument("--arithmetic", choices=ARITHMETICS, default="float", help=ARITHMETIC_HELP)
     p.set_defaults(func=run_encode)
 
     d = sub.add_parser("decode", help="decode a .afc file to audio")
     d.add_argument("input", help=".afc file")
     d.add_argument("output", help="output audio file (.wav, .flac)")
     d.add_argument("--model", help="codec model (default: the shipped model named in the file)")
+    d.add_argument("--arithmetic", choices=ARITHMETICS, default="float", help=ARITHMETIC_HELP)
     d.set_defaults(func=run_decode)
 
 
@@ -60,6 +69,20 @@ def _model(path: str | None):  # noqa: ANN202 - lazy import keeps CLI start-up l
     return load_codec(path)
 
 
+def _set_arithmetic(model, arithmetic: str) -> str | None:  # noqa: ANN001 - a codec model
+    """Put ``model`` in ``arithmetic``; the error message if it has no such mode."""
+    if arithmetic == "float":
+        return None
+    if model.model_name == "soundstream":
+        return f"--arithmetic {arithmetic} needs the Lyra model (c16 has only float)"
+    try:
+        model.inference_arithmetic(arithmetic)
+    except ValueError as err:
+        return f"--arithmetic {arithmetic}: {err}"
+    model.arithmetic = arithmetic
+    return None
+
+
 def run_encode(args: argparse.Namespace) -> int:
     from audiofcn.codec import encode_file
 
@@ -71,6 +94,8 @@ def run_encode(args: argparse.Namespace) -> int:
         model.n_q_for_kbps(args.kbps)
     except ValueError as err:
         return _fail(f"--kbps {args.kbps:g}: {err}")
+    if (message := _set_arithmetic(model, args.arithmetic)) is not None:
+        return _fail(message)
     if args.denoise and model.model_name != "soundstream":
         return _fail("--denoise needs the c16 model (--model c16); the Lyra model has no "
                      "denoising mode")
@@ -88,6 +113,13 @@ def run_decode(args: argparse.Namespace) -> int:
 
     _check_paths(args)
     model = _model(args.model) if args.model else None
+    if args.arithmetic != "float":
+        if model is None:
+            from audiofcn.codec import load_codec_for, read_afc
+
+            model = load_codec_for(read_afc(args.input)[0])  # codes are small; bad files fail here
+        if (message := _set_arithmetic(model, args.arithmetic)) is not None:
+            return _fail(message)
     header = decode_file(args.input, args.output, model)  # BitstreamError is an AudioError
     print(f"{args.output}: {header.length / header.sample_rate:.2f} s at "
           f"{header.sample_rate} Hz from {header.bitrate / 1000:.3f} kbps codes")
