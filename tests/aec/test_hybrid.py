@@ -174,3 +174,24 @@ def test_an_end_to_end_model_initialises_a_hybrid_as_itself_on_the_linear_output
     with torch.no_grad():
         torch.testing.assert_close(hybrid(mic, ref, lin, est)["near"], e2e(lin, ref)["near"],
                                    rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_audiofcn_aec_runs_a_hybrid_checkpoint_in_chunks(tmp_path, stream: bool) -> None:
+    import soundfile as sf
+
+    from audiofcn.cli.aec import cancel, load_canceller
+    from audiofcn.cli.main import main
+
+    torch.manual_seed(7)
+    path = _trained_statistics(EchoCanceller(PER_BIN)).save_pretrained(tmp_path / "h.safetensors")
+    mic, ref = _echo_pair(16000 + 37, 8)
+    sf.write(tmp_path / "mic.wav", mic, 16000, subtype="FLOAT")
+    sf.write(tmp_path / "ref.wav", ref, 16000, subtype="FLOAT")
+    args = ["aec", "--mic", str(tmp_path / "mic.wav"), "--ref", str(tmp_path / "ref.wav"),
+            "--model", str(path), "-o", str(tmp_path / "out.wav"), "--chunk-seconds", "0.3"]
+    assert main(args + (["--stream"] if stream else [])) == 0
+    got, sr = sf.read(tmp_path / "out.wav", dtype="float32")
+    want = cancel(load_canceller(path), torch.from_numpy(mic), torch.from_numpy(ref)).numpy()
+    assert sr == 16000 and got.shape == mic.shape
+    np.testing.assert_allclose(got, want, atol=2e-5)
