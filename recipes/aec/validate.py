@@ -1,7 +1,7 @@
 """Score echo cancellers on a training config's validation split (the checkpoint criterion).
 
     python recipes/aec/validate.py --config recipes/aec/configs/cpu_hybrid_real.json \
-        --data runs/aec/data --model src/audiofcn/pretrained/aec_default.safetensors \
+        --data runs/aec/data --model src/audiofcn/pretrained/aec_e2e.safetensors \
         --model runs/aec/hybrid_real/best.safetensors --out runs/aec/hybrid_real/valid
 
 The validation clips are the ones training validated on (``train.py``'s ``valid_dataset``:

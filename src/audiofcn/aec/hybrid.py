@@ -158,6 +158,7 @@ class HybridCanceller:
     def reset_stream(self) -> None:
         self._linear = KalmanEchoFilter(self.linear_config)
         self._state: Any = None
+        self._step: Any = None
         self._prev: torch.Tensor | None = None
         self._tail: torch.Tensor | None = None
 
@@ -182,10 +183,10 @@ class HybridCanceller:
             self._prev = torch.zeros_like(x)
         spec = torch.fft.rfft(torch.cat([self._prev, x], dim=-1) * win)[None]  # (1, 4, F)
         self._prev = x
-        step = m.frame_step()  # precomputed weights, rebuilt if they changed
-        if self._state is None:
-            self._state = step.initial_state(1)
-        near = step.step(spec, self._state)[0]
+        if self._state is None:  # precomputed weights, read once per stream (as EchoStream)
+            self._step = m.frame_step()
+            self._state = self._step.initial_state(1)
+        near = self._step.step(spec, self._state)[0]
         y = torch.fft.irfft(near, n=2 * self.hop) * win
         env = win[:self.hop].square() + win[self.hop:].square()
         out = torch.zeros(self.hop) if self._tail is None else (y[:self.hop] + self._tail) / env
