@@ -1,13 +1,15 @@
 """Streaming echo cancellation speed on one thread: time per hop and real-time factor.
 
     python benchmarks/aec.py [--model src/audiofcn/pretrained/aec_default.safetensors]
-                             [--seconds 10] [--repeats 3] [--no-reference]
+                             [--model OTHER ...] [--seconds 10] [--repeats 3] [--no-reference]
 
 Every system processes the same 16 kHz microphone/reference pair frame by frame, the way a
 call does: the network through ``EchoCanceller.process`` (one 10 ms hop per call, all state
-carried; its precomputed per-frame step), the same network through the layer-by-layer
-``forward_stream`` path with the chunked streaming STFT/iSTFT (what ``process`` ran before the
-per-frame step; kept as the in-run reference), speexdsp's echo canceller (10 ms frames, with
+carried; its precomputed per-frame step; a hybrid checkpoint runs the whole chain, Kalman
+linear stage + network, through ``audiofcn.aec.HybridCanceller.process``), an end-to-end
+network through the layer-by-layer ``forward_stream`` path with the chunked streaming
+STFT/iSTFT (what ``process`` ran before the per-frame step; kept as the in-run reference),
+speexdsp's echo canceller (10 ms frames, with
 and without its preprocessor; skipped with a message when libspeexdsp is missing:
 ``apt-get install libspeexdsp1``) and our PBFDAF (16 ms blocks, whole signal). Real-time
 factor = seconds of audio per second of compute (> 1 is faster than real time), from the
@@ -64,7 +66,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     default = Path(__file__).resolve().parents[1] / "src/audiofcn/pretrained/aec_default" \
         ".safetensors"
-    ap.add_argument("--model", type=Path, default=default)
+    ap.add_argument("--model", type=Path, action="append",
+                    help="checkpoint (repeat for several; default: the shipped one)")
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--no-reference", action="store_true",
@@ -73,14 +76,26 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)
     sr = 16000
     mic, ref = _signals(args.seconds, sr)
-    model = load_model(args.model) if args.model.exists() else EchoCanceller()
-    model.eval()
-    rows = []
+    from audiofcn.aec.hybrid import HybridCanceller
 
-    def net_run() -> list[tuple[float, float]]:
-        stream = model.open_stream()
-        return _per_frame(lambda m, r: stream.process(torch.from_numpy(m), torch.from_numpy(r)),
-                          mic, ref, model.hop_length)
+    paths = args.model or [default]
+    models = [(load_model(p) if p.exists() else EchoCanceller()).eval() for p in paths]
+    rows = []
+    systems = []
+    for model in models:
+        def net_run(model: EchoCanceller = model) -> list[tuple[float, float]]:
+            if model.config.hybrid:  # the whole chain: Kalman linear stage + network
+                stream = HybridCanceller(model)
+                return _per_frame(stream.process, mic, ref, model.hop_length)
+            stream = model.open_stream()
+            return _per_frame(lambda m, r: stream.process(torch.from_numpy(m),
+                                                          torch.from_numpy(r)),
+                              mic, ref, model.hop_length)
+        kind = ("hybrid chain: Kalman linear stage + network" if model.config.hybrid
+                else "network")
+        systems.append((f"{kind} ({model.num_parameters() / 1e3:.0f}K params), process() per "
+                        "hop", model.hop_length, net_run))
+    model = next((m for m in models if not m.config.hybrid), None)
 
     def layer_run() -> list[tuple[float, float]]:
         st, ist, state = StreamingSTFT(model.config.stft), StreamingISTFT(model.config.stft), {}
@@ -91,9 +106,7 @@ def main(argv: list[str] | None = None) -> int:
             return ist.push(model.forward_stream(spec[:, 0], spec[:, 1], state)["near"])
         return _per_frame(hop, mic, ref, model.hop_length)
 
-    systems = [(f"network ({model.num_parameters() / 1e3:.0f}K params), process() per hop",
-                model.hop_length, net_run)]
-    if not args.no_reference:
+    if not args.no_reference and model is not None:
         systems.append(("same network, layer-by-layer forward_stream + chunked STFT/iSTFT "
                         "(reference)", model.hop_length, layer_run))
     if speexdsp_available():
@@ -129,10 +142,11 @@ def main(argv: list[str] | None = None) -> int:
         wall_mean, wall_median = statistics.fmean(wall), statistics.median(wall)
         rows.append((name, 1000 * frame / sr, 1e6 * cpu_mean, 1e6 * cpu_p90, 1e6 * wall_median,
                      frame / sr / cpu_mean, frame / sr / wall_mean))
+    m0 = models[0]
     print(f"one thread, {platform.processor() or platform.machine()}, torch {torch.__version__}; "
           f"{args.seconds:.0f} s of audio x {args.repeats}; algorithmic latency of the network "
-          f"{model.algorithmic_latency_ms:.0f} ms (one {model.config.stft.n_fft}-sample frame, "
-          "no look-ahead)\n")
+          f"{m0.algorithmic_latency_ms:.0f} ms (one {m0.config.stft.n_fft}-sample frame, "
+          "no look-ahead; the linear stage adds none)\n")
     print(f"machine load average while measuring: {os.getloadavg()[0]:.1f} "
           f"on {os.cpu_count()} CPUs (timings of a shared machine inflate with it)\n")
     print("| system | frame (ms) | CPU per frame, mean (us) | CPU per frame, 90th pct (us) | "

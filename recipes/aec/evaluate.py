@@ -51,7 +51,8 @@ def network(path: Path) -> System:
     return run
 
 
-def systems(model: Path | None, ablation: Path | None) -> dict[str, System]:
+def systems(model: Path | None, ablation: Path | None,
+            hybrid: Path | None = None) -> dict[str, System]:
     out: dict[str, System] = {"mic (unprocessed)": lambda m, r: m, "pbfdaf (ours)": pbfdaf,
                               "kalman linear (ours)": lambda m, r: kalman_cancel(m, r)[0]}
     if speexdsp_available():
@@ -63,6 +64,8 @@ def systems(model: Path | None, ablation: Path | None) -> dict[str, System]:
         out["network dual mask"] = network(model)
     if ablation is not None:
         out["network echo mask only (ablation)"] = network(ablation)
+    if hybrid is not None:
+        out["hybrid: kalman + network"] = network(hybrid)
     return out
 
 
@@ -128,6 +131,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description="evaluate echo cancellers")
     ap.add_argument("--model", type=Path, help="dual-mask network checkpoint")
     ap.add_argument("--ablation", type=Path, help="echo-mask-only network checkpoint")
+    ap.add_argument("--hybrid", type=Path,
+                    help="hybrid checkpoint (Kalman linear stage + network), a further row")
     ap.add_argument("--data", type=Path, default=Path("runs/aec/data"))
     ap.add_argument("--data-root", type=Path,
                     default=Path(os.environ.get("AUDIOFCN_DATA_ROOT", DEFAULT_ROOT)))
@@ -142,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
         records = [r for r in records if seen.setdefault(r.label, 0) < args.max_clips
                    and not seen.__setitem__(r.label, seen[r.label] + 1)]
     sr = records[0].sample_rate
-    runners = systems(args.model, args.ablation)
+    runners = systems(args.model, args.ablation, args.hybrid)
     rows, seconds = [], dict.fromkeys(runners, 0.0)
     example = None
     for rec in records:
@@ -172,7 +177,8 @@ def main(argv: list[str] | None = None) -> int:
     audio_seconds = sum(r.duration for r in records)
     report = {"summary": summary, "real_pair": real_scores, "rows": rows,
               "compute_seconds": seconds, "audio_seconds": audio_seconds,
-              "clips": len(records), "model": str(args.model), "ablation": str(args.ablation)}
+              "clips": len(records), "model": str(args.model), "ablation": str(args.ablation),
+              "hybrid": str(args.hybrid)}
     (args.out / "report.json").write_text(json.dumps(report, indent=1))
     md = table(summary, real_scores or None)
     (args.out / "table.md").write_text(md + "\n")

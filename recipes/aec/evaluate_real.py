@@ -121,7 +121,7 @@ def score(kind: str, mic: np.ndarray, out: np.ndarray, active: np.ndarray) -> di
     return d
 
 
-def systems(model: Path | None) -> dict[str, System]:
+def systems(models: list[Path]) -> dict[str, System]:
     out: dict[str, System] = {"mic (unprocessed)": lambda m, r: m}
     if speexdsp_available():
         out["speexdsp AEC (linear)"] = lambda m, r: speexdsp_cancel(m, r, preprocess=False)
@@ -130,7 +130,7 @@ def systems(model: Path | None) -> dict[str, System]:
         print(f"skipping speexdsp: {SPEEXDSP_MISSING}", file=sys.stderr)
     out["pbfdaf (ours, old)"] = pbfdaf
     out["kalman linear (ours, aec.linear)"] = lambda m, r: kalman_cancel(m, r)[0]
-    if model is not None:
+    for model in models:
         out["network (shipped aec_default)" if model == SHIPPED else f"network {model}"] = \
             network(model)
     return out
@@ -172,7 +172,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="copy of changxuding/Subband_Kalman_AEC test_audio/")
     ap.add_argument("--data-root", type=Path,
                     default=Path(os.environ.get("AUDIOFCN_DATA_ROOT", DEFAULT_ROOT)))
-    ap.add_argument("--model", type=Path, default=SHIPPED, help="network checkpoint")
+    ap.add_argument("--model", type=Path, action="append",
+                    help="network checkpoint (repeat for several; default: the shipped one)")
     ap.add_argument("--no-model", action="store_true", help="skip the network")
     ap.add_argument("--ref-active-db", type=float, default=-50.0)
     ap.add_argument("--out", type=Path, default=Path("runs/aec/real"))
@@ -182,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     if not found and not (args.data_root / "speech/pyaec/d.wav").exists():
         print("evaluate_real: no recordings found (give --dtln and/or --kalman)", file=sys.stderr)
         return 1
-    runners = systems(None if args.no_model else args.model)
+    runners = systems([] if args.no_model else (args.model or [SHIPPED]))
     seconds = dict.fromkeys(runners, 0.0)
     report: dict = {"systems": list(runners), "clips": {}, "ref_active_db": args.ref_active_db}
     for c in found:

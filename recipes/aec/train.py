@@ -85,40 +85,103 @@ def load_pools(root: Path, data: Path, measured_rir_repeat: int,
     return train, valid
 
 
+def load_real_pools(data: Path, measured: Pools) -> tuple[Pools, Pools]:
+    """Pools from ``prepare_talkers.py`` (speechocean762 train/ speakers and LibriSpeech,
+    split by speaker; ESC-10 noise, folds 1-4 train, 5 validation) plus ``measured``'s echo
+    paths and recorded training noises. Audio stays int16 in memory (the simulator scales
+    every part to its level)."""
+    talkers: dict[str, dict[str, list[np.ndarray]]] = {"train": defaultdict(list),
+                                                        "valid": defaultdict(list)}
+    with np.load(data / "talkers_real.npz") as z:
+        for k in z.files:
+            split, spk, _ = k.split("/")
+            talkers[split][spk].append(z[k])
+    noise: dict[str, list[np.ndarray]] = {"train": [], "valid": []}
+    with np.load(data / "noise_real.npz") as z:
+        for k in z.files:
+            noise[k.split("/")[0]].append(z[k])
+    pools = []
+    for split in ("train", "valid"):
+        spk = talkers[split]
+        pools.append({"talkers": list(spk.values()), "roles": ["both"] * len(spk),
+                      "noise": noise[split] + (measured["noise"] if split == "train" else []),
+                      "rirs": measured["rirs"], "speech": [u for v in spk.values() for u in v]})
+    return pools[0], pools[1]
+
+
+def init_weights(model: EchoCanceller, init: Path) -> None:
+    """Start from another run's weights. The same layout, or one without the opt-in
+    refinement (its output conv starts at zero, so the model starts from exactly the init
+    model's masks), or an end-to-end (two-input) model for a hybrid one: its microphone
+    weights of the first conv go to the linear output's input channel (the masks act on
+    the linear output) and its reference weights to the reference; the microphone and echo
+    estimate channels start at zero, so the hybrid starts as the end-to-end network run on
+    the linear stage's output. Any other mismatch is an error."""
+    state = EchoCanceller.from_pretrained(init).state_dict()
+    own = model.state_dict()
+    for k in ("encoder.0.weight_real", "encoder.0.weight_imag"):
+        if k in state and state[k].shape[1] == 2 and own[k].shape[1] == 4:
+            w = torch.zeros_like(own[k])
+            w[:, 1], w[:, 3] = state[k][:, 0], state[k][:, 1]  # [mic, linear, echo, ref]
+            state[k] = w
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    missing = [k for k in missing if ".refine." not in k]
+    if missing or unexpected:
+        raise RuntimeError(f"--init {init}: missing {missing}, unexpected {unexpected}")
+
+
+def sim_config(cfg: dict[str, Any], model_config: EchoCancellerConfig) -> AECSimConfig:
+    """The simulator's settings: ``data.duration`` (+ ``data.linear_warmup`` for a hybrid:
+    simulate that much more and train on the end, where the linear stage has converged, see
+    ``WithLinearStage``) and the ``data.sim`` overrides of ``AECSimConfig`` fields."""
+    d = cfg["data"]
+    warmup = d.get("linear_warmup", 0.0) if model_config.hybrid else 0.0
+    return AECSimConfig(sample_rate=model_config.sample_rate, duration=d["duration"] + warmup,
+                        **{k: tuple(v) if isinstance(v, list) else v
+                           for k, v in d.get("sim", {}).items()})
+
+
+def valid_dataset(cfg: dict[str, Any], sim: AECSimConfig, pools: Pools) -> AECSimDataset:
+    d = cfg["data"]
+    if d.get("real_talkers", False):  # held-out speakers, never the same pair
+        return TalkerAECSimDataset(d["valid_items"], 10_000_000, pools["talkers"],
+                                   pools["noise"], pools["rirs"], sim, simulate_rooms=False)
+    return AECSimDataset(d["valid_items"], 10_000_000, pools["speech"], pools["speech"],
+                         pools["noise"], pools["rirs"], sim, simulate_rooms=False)
+
+
+def with_linear(cfg: dict[str, Any], model_config: EchoCancellerConfig,
+                data: Any) -> WithLinearStage:
+    """The linear stage runs first, per example, in the loader (``keep_last``: the last
+    ``data.duration`` seconds when there is a warm-up)."""
+    d = cfg["data"]
+    keep = (round(d["duration"] * model_config.sample_rate)
+            if d.get("linear_warmup", 0.0) else None)
+    return WithLinearStage(data, KalmanConfig(**model_config.linear_stage), keep)
+
+
 def build(cfg: dict[str, Any], train_pools: Pools, valid_pools: Pools, out: str,
           init: Path | None = None) -> Trainer:
     model = EchoCanceller(config_from_dict(EchoCancellerConfig, cfg["model"]))
-    if init is not None:  # fine-tune: start from another run's weights (same config)
-        state = EchoCanceller.from_pretrained(init).state_dict()
-        # ... or a run without the opt-in refinement: its output conv starts at zero, so the
-        # fine-tune starts from exactly the init model's masks; any other mismatch is an error
-        missing, unexpected = model.load_state_dict(state, strict=False)
-        missing = [k for k in missing if ".refine." not in k]
-        if missing or unexpected:
-            raise RuntimeError(f"--init {init}: missing {missing}, unexpected {unexpected}")
+    if init is not None:  # fine-tune: start from another run's weights
+        init_weights(model, init)
     d = cfg["data"]
-    # hybrid: simulate linear_warmup seconds more and train on the end, where the linear
-    # stage has converged (see WithLinearStage)
-    warmup = d.get("linear_warmup", 0.0) if model.config.hybrid else 0.0
-    sim = AECSimConfig(sample_rate=model.config.sample_rate, duration=d["duration"] + warmup)
+    sim = sim_config(cfg, model.config)
     tcfg = TrainConfig(**{**cfg["train"], "out_dir": out})
-
-    def dataset(pools: Pools, n: int, seed: int) -> AECSimDataset:
-        return AECSimDataset(n, seed, pools["speech"], pools["speech"], pools["noise"],
-                             pools["rirs"], sim, simulate_rooms=False)
-
-    if d.get("distinct_talkers", False):  # near-end and far-end never the same speaker
+    if d.get("distinct_talkers", False) or d.get("real_talkers", False):
+        # near-end and far-end never the same speaker
         train = TalkerAECSimDataset(d["train_items"], tcfg.seed * 1_000_003,
                                     train_pools["talkers"], train_pools["noise"],
                                     train_pools["rirs"], sim, simulate_rooms=False,
                                     roles=train_pools["roles"])
     else:  # the original recipe: both ends from one speaker-balanced pool
-        train = dataset(train_pools, d["train_items"], seed=tcfg.seed * 1_000_003)
-    valid = dataset(valid_pools, d["valid_items"], seed=10_000_000)
-    if model.config.hybrid:  # the linear stage runs first, per example, in the loader
-        linear = KalmanConfig(**model.config.linear_stage)
-        keep = round(d["duration"] * model.config.sample_rate) if warmup else None
-        train, valid = (WithLinearStage(train, linear, keep), WithLinearStage(valid, linear, keep))
+        train = AECSimDataset(d["train_items"], tcfg.seed * 1_000_003, train_pools["speech"],
+                              train_pools["speech"], train_pools["noise"], train_pools["rirs"],
+                              sim, simulate_rooms=False)
+    valid = valid_dataset(cfg, sim, valid_pools)
+    if model.config.hybrid:
+        train, valid = with_linear(cfg, model.config, train), with_linear(cfg, model.config,
+                                                                          valid)
     return Trainer(model, EchoCancellerTask(**cfg.get("task", {})), train, valid, tcfg)
 
 
@@ -138,6 +201,8 @@ def main(argv: list[str] | None = None) -> int:
     cfg["train"] = apply_budget_arguments(cfg["train"], args)
     train, valid = load_pools(args.data_root, args.data, cfg["data"]["measured_rir_repeat"],
                               cfg["data"].get("extra_near", []))
+    if cfg["data"].get("real_talkers", False):  # prepare_talkers.py's speakers and noise
+        train, valid = load_real_pools(args.data, train)
     trainer = build(cfg, train, valid, args.out, args.init)
     print(f"{trainer.model.num_parameters()} parameters, {len(train['speech'])} training "
           f"utterances (balanced), {len(train['talkers'])} talkers "

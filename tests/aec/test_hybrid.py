@@ -10,14 +10,23 @@ from audiofcn.models.echo import EchoCanceller, EchoCancellerConfig
 
 HYBRID = EchoCancellerConfig(encoder_channels=(4, 8), bottleneck_channels=12, growth=6,
                              layers_per_block=3, num_blocks=1, hybrid=True)
+# the shipped hybrid's layout in small: + the per-bin refinement (with a reference history)
+PER_BIN = EchoCancellerConfig(**{**HYBRID.__dict__, "refine_channels": 3,
+                                 "refine_dilations": (1, 2), "refine_history": 3})
 
 
 def _trained_statistics(model: EchoCanceller) -> EchoCanceller:
-    """Non-trivial BatchNorm statistics, so that the streaming check covers them."""
+    """Non-trivial BatchNorm statistics (and a refinement that is not zero), so that the
+    streaming check covers them."""
+    with torch.no_grad():
+        for dec in model.decoders.values():
+            if dec.refine is not None:
+                for t in (dec.refine.out.weight_real, dec.refine.out.weight_imag):
+                    t.normal_(0, 0.3)
     model.train()
     spec = [model.stft(torch.randn(4, 3200)) for _ in range(4)]
     with torch.no_grad():
-        model(spec[0], spec[1], spec[2], spec[3])
+        model(*spec[:4 if model.config.hybrid else 2])
     return model.eval()
 
 
@@ -44,13 +53,14 @@ def test_hybrid_forward_takes_four_spectra_and_masks_the_linear_output() -> None
         EchoCanceller(EchoCancellerConfig(**{**HYBRID.__dict__, "hybrid": False}))(
             mic, ref, lin, est)
     with pytest.raises(ValueError, match="HybridCanceller"):
-        model.process(torch.zeros(160), torch.zeros(160))
+        model.process(torch.zeros(160), torch.zeros(160))  # the linear stage must run first
     assert model.encoder[0].in_channels == 4  # mic, linear output, echo estimate, ref
 
 
-def test_hybrid_streaming_equals_offline() -> None:
+@pytest.mark.parametrize("config", [HYBRID, PER_BIN], ids=["coarse", "per_bin"])
+def test_hybrid_streaming_equals_offline(config: EchoCancellerConfig) -> None:
     torch.manual_seed(1)
-    model = _trained_statistics(EchoCanceller(HYBRID))
+    model = _trained_statistics(EchoCanceller(config))
     mic, ref = _echo_pair(4800, 0)
     canceller = HybridCanceller(model)
     offline = canceller.enhance(mic, ref)
@@ -110,3 +120,78 @@ def test_keep_last_trains_on_the_converged_end() -> None:
     assert end["snr"] == 3.0
     np.testing.assert_array_equal(end["linear"], full["linear"][-4000:])
     np.testing.assert_array_equal(end["mic"], mic[-4000:])
+
+
+def test_per_bin_refinement_reads_all_four_inputs_and_its_frame_step_matches() -> None:
+    torch.manual_seed(3)
+    model = _trained_statistics(EchoCanceller(PER_BIN))
+    assert model.decoders["echo"].refine.convs[0].in_channels == 5  # mask + 4 inputs
+    specs = [model.stft(torch.randn(1, 1600)) for _ in range(4)]  # mic, ref, linear, echo
+    with torch.no_grad():
+        offline = model(*specs)["near"]
+        base = model(specs[0], specs[1], specs[2], torch.zeros_like(specs[3]))["near"]
+    assert (offline - base).abs().max() > 1e-4  # the echo estimate changes the output
+    step = model.frame_step()
+    state = step.initial_state(1)
+    order = torch.stack([specs[0], specs[2], specs[3], specs[1]], dim=1)  # [mic, lin, est, ref]
+    frames = [step.step(order[..., t], state) for t in range(order.shape[-1])]
+    torch.testing.assert_close(torch.stack(frames, -1), offline, rtol=1e-4, atol=1e-5)
+
+
+def test_hybrid_canceller_has_the_echo_canceller_interface(tmp_path) -> None:
+    from audiofcn.cli.aec import cancel, load_canceller
+
+    torch.manual_seed(4)
+    path = _trained_statistics(EchoCanceller(PER_BIN)).save_pretrained(tmp_path / "h.safetensors")
+    canceller = load_canceller(path)
+    assert isinstance(canceller, HybridCanceller) and canceller.hop_length == 160
+    assert canceller.algorithmic_latency_ms == 20.0 and canceller.config.hybrid
+    mic, ref = (torch.from_numpy(x) for x in _echo_pair(3200, 5))
+    offline = cancel(canceller, mic, ref)
+    streamed = cancel(canceller, mic, ref, stream=True)
+    assert isinstance(offline, torch.Tensor) and offline.shape == mic.shape
+    torch.testing.assert_close(streamed, offline, rtol=1e-4, atol=1e-5)
+    batch = canceller.enhance(torch.stack([mic, ref]), torch.stack([ref, mic]))
+    torch.testing.assert_close(batch[0], offline, rtol=1e-5, atol=1e-6)
+
+
+def test_an_end_to_end_model_initialises_a_hybrid_as_itself_on_the_linear_output(
+        tmp_path) -> None:
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "recipes" / "aec"))
+    from train import init_weights
+
+    torch.manual_seed(6)
+    e2e_config = EchoCancellerConfig(**{**HYBRID.__dict__, "hybrid": False})
+    e2e = _trained_statistics(EchoCanceller(e2e_config))
+    path = e2e.save_pretrained(tmp_path / "e2e.safetensors")
+    hybrid = EchoCanceller(PER_BIN)
+    init_weights(hybrid, path)
+    hybrid.eval()
+    mic, ref, lin, est = (hybrid.stft(torch.randn(1, 1600)) for _ in range(4))
+    with torch.no_grad():
+        torch.testing.assert_close(hybrid(mic, ref, lin, est)["near"], e2e(lin, ref)["near"],
+                                   rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_audiofcn_aec_runs_a_hybrid_checkpoint_in_chunks(tmp_path, stream: bool) -> None:
+    import soundfile as sf
+
+    from audiofcn.cli.aec import cancel, load_canceller
+    from audiofcn.cli.main import main
+
+    torch.manual_seed(7)
+    path = _trained_statistics(EchoCanceller(PER_BIN)).save_pretrained(tmp_path / "h.safetensors")
+    mic, ref = _echo_pair(16000 + 37, 8)
+    sf.write(tmp_path / "mic.wav", mic, 16000, subtype="FLOAT")
+    sf.write(tmp_path / "ref.wav", ref, 16000, subtype="FLOAT")
+    args = ["aec", "--mic", str(tmp_path / "mic.wav"), "--ref", str(tmp_path / "ref.wav"),
+            "--model", str(path), "-o", str(tmp_path / "out.wav"), "--chunk-seconds", "0.3"]
+    assert main(args + (["--stream"] if stream else [])) == 0
+    got, sr = sf.read(tmp_path / "out.wav", dtype="float32")
+    want = cancel(load_canceller(path), torch.from_numpy(mic), torch.from_numpy(ref)).numpy()
+    assert sr == 16000 and got.shape == mic.shape
+    np.testing.assert_allclose(got, want, atol=2e-5)

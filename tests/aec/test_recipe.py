@@ -174,3 +174,81 @@ def test_tiny_hybrid_recipe_and_real_recordings(tmp_path: Path) -> None:
     assert (real / "table.md").read_text().count("dtln/clip_") >= 3
     assert _load("evaluate_real").main(["--out", str(tmp_path / "none"), "--data-root",
                                         str(tmp_path / "nowhere")]) == 1
+
+
+def _fake_talker_roots(tmp: Path) -> tuple[Path, Path, Path]:
+    """speechocean762-like (train/ and test/ lists; the test speakers' audio is missing, so
+    reading it would fail), Resemblyzer-like LibriSpeech and ESC-10-like class folders."""
+    rng = np.random.default_rng(1)
+    so, libri, esc = tmp / "so", tmp / "libri", tmp / "esc"
+    for split, speakers in (("train", range(1, 7)), ("test", (50, 51))):
+        (so / split).mkdir(parents=True)
+        lines = []
+        for s in speakers:
+            for u in range(2):
+                utt = f"{s:05d}{u:04d}"
+                rel = f"WAVE/SPEAKER{s:04d}/{utt}.WAV"
+                lines.append(f"{utt}\t{rel}")
+                if split == "train":
+                    (so / rel).parent.mkdir(parents=True, exist_ok=True)
+                    sf.write(so / rel, _voice(rng, 0.6), 16000, format="WAV")
+        (so / split / "wav.scp").write_text("\n".join(lines) + "\n")
+    for sub, spk, n in (("librispeech_train-clean-100", 19, 1),
+                        ("librispeech_test-other", 367, 2), ("librispeech_test-other", 533, 2)):
+        for u in range(n):
+            d = libri / sub / (str(spk) if "test" in sub else "")
+            d.mkdir(parents=True, exist_ok=True)
+            sf.write(d / f"{spk}-100-{u:04d}.flac", _voice(rng, 0.6), 16000)
+    for cls in ("001 - Dog bark", "002 - Rain"):
+        (esc / cls).mkdir(parents=True)
+        for fold in (1, 5):
+            sf.write(esc / cls / f"{fold}-1000-A.flac",
+                     0.1 * rng.standard_normal(8000).astype(np.float32), 16000)
+            (esc / cls / f"{fold}-1000-A.flac").rename(esc / cls / f"{fold}-1000-A.ogg")
+    return so, libri, esc
+
+
+def test_real_talkers_split_by_speaker_train_a_per_bin_hybrid_and_validate(
+        tmp_path: Path) -> None:
+    pytest.importorskip("pyroomacoustics")
+    root, data = tmp_path / "root", tmp_path / "data"
+    _fake_root(root)
+    assert _load("prepare").main(["--data-root", str(root), "--out", str(data), "--rooms", "1",
+                                  "--test-rooms", "1", "--test-per-scenario", "1",
+                                  "--test-seconds", "1.0"]) == 0
+    so, libri, esc = _fake_talker_roots(tmp_path)
+    assert _load("prepare_talkers").main(["--speechocean", str(so), "--librispeech", str(libri),
+                                          "--esc10", str(esc), "--out", str(data),
+                                          "--valid-speakers", "2", "--valid-libri", "1"]) == 0
+    info = json.loads((data / "talkers_real.json").read_text())
+    train, valid = set(info["talkers"]["train"]), set(info["talkers"]["valid"])
+    assert not train & valid and len(valid) == 3  # 2 speechocean + 1 LibriSpeech test-other
+    assert {"so0050", "so0051"}.isdisjoint(train | valid)  # test/ speakers never read
+    assert "libri19" in train
+    with np.load(data / "noise_real.npz") as z:
+        assert sorted({k.split("/")[0] for k in z.files}) == ["train", "valid"]
+        assert all(k.startswith("valid/") == (k.split("/")[2] == "1") for k in z.files)
+    cfg = json.loads((RECIPE / "configs" / "tiny.json").read_text())
+    cfg["model"].update({"hybrid": True, "refine_channels": 2, "refine_dilations": [1]})
+    cfg["data"].update({"linear_warmup": 0.5, "real_talkers": True, "valid_items": 3,
+                        "sim": {"ser_db": [-15, 15], "echo_delay_ms": [10, 500]}})
+    config = tmp_path / "real.json"
+    config.write_text(json.dumps(cfg))
+    run = tmp_path / "run"
+    assert _load("train").main(["--config", str(config), "--data", str(data),
+                                "--data-root", str(root), "--out", str(run)]) == 0
+    e2e_cfg = json.loads((RECIPE / "configs" / "tiny.json").read_text())
+    (tmp_path / "e2e.json").write_text(json.dumps(e2e_cfg))
+    e2e = tmp_path / "e2e"
+    assert _load("train").main(["--config", str(tmp_path / "e2e.json"), "--data", str(data),
+                                "--data-root", str(root), "--out", str(e2e)]) == 0
+    out = tmp_path / "valid"
+    models = [run / "best.safetensors", e2e / "best.safetensors"]
+    assert _load("validate").main(["--config", str(config), "--data", str(data), "--data-root",
+                                   str(root), "--out", str(out), "--model", str(models[0]),
+                                   "--model", str(models[1])]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["clips"] == 3 and set(report["models"]) == {str(m) for m in models}
+    hybrid = report["models"][str(models[0])]
+    trained = json.loads((run / "train_info.json").read_text())
+    assert abs(hybrid["valid_loss"] - trained["best_valid_loss"]) < 1e-4  # the same clips

@@ -139,3 +139,26 @@ def test_talker_dataset_never_pairs_a_speaker_with_itself():
         TalkerAECSimDataset(4, 0, talkers[:1], rir_pool=RIRS, simulate_rooms=False)
     with pytest.raises(ValueError):
         TalkerAECSimDataset(4, 0, talkers, rir_pool=RIRS, roles=["both", "x", "both"])
+
+
+def test_echo_delay_shifts_the_echo_and_leaves_delay_free_configs_unchanged():
+    base = AECSimConfig(duration=1.0, nonlinear_prob=0.0, snr_db=(80.0, 80.0))
+    delayed = AECSimConfig(duration=1.0, nonlinear_prob=0.0, snr_db=(80.0, 80.0),
+                           echo_delay_ms=(10.0, 500.0))
+    a = simulate_example(3, POOL_A, POOL_B, rir_pool=RIRS, config=base,
+                         scenario="far_single", simulate_rooms=False)
+    b = simulate_example(3, POOL_A, POOL_B, rir_pool=RIRS, config=delayed,
+                         scenario="far_single", simulate_rooms=False)
+    d = b.meta["echo_delay"]
+    assert a.meta["echo_delay"] == 0 and 160 <= d <= 8000
+    np.testing.assert_array_equal(a.ref, b.ref)  # every earlier draw is the same
+    assert np.abs(b.echo[:d]).max() < 1e-5 * np.abs(b.echo).max()  # FFT rounding only
+    # the same echo, d samples later (each scaled to the same level over the clip)
+    shifted = a.echo[:len(a.echo) - d]
+    corr = np.dot(b.echo[d:], shifted) / np.sqrt(power(b.echo[d:]) * power(shifted)) / len(shifted)
+    assert corr > 0.999
+    delays = [simulate_example(s, POOL_A, POOL_B, rir_pool=RIRS, config=delayed,
+                               scenario="far_single", simulate_rooms=False).meta["echo_delay"]
+              for s in range(40)]
+    assert min(delays) >= 160 and max(delays) <= 8000
+    assert np.median(delays) < 2400  # log-uniform: short delays are the common case

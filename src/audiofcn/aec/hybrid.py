@@ -12,9 +12,12 @@ residual echo and noise suppressor (issue 17, item 2).
   :meth:`~HybridCanceller.process` (10 ms hops; the output stream equals the offline output
   delayed by ``output_delay`` = one hop; the linear stage adds no delay).
 
-What is not here yet: a trained hybrid model (none is shipped), the per-frame precomputed
-step (:mod:`audiofcn.models.echo_step`) for four inputs (hybrid streaming runs the model's
-layer-by-layer ``forward_stream``, several times slower), and per-bin output resolution.
+:class:`HybridCanceller` has the interface of an :class:`~audiofcn.models.echo.EchoCanceller`
+that callers use (``enhance``, ``process``, ``open_stream``, ``reset_stream``, ``hop_length``,
+``output_delay``, ``algorithmic_latency_ms``, ``config``), so ``audiofcn aec`` and
+``audiofcn.cli.aec.load_canceller`` hand out a hybrid checkpoint wrapped in it. Streaming runs
+the network through the precomputed per-frame step (:mod:`audiofcn.models.echo_step`, four
+inputs), as ``EchoCanceller.process`` does.
 """
 
 from __future__ import annotations
@@ -94,37 +97,83 @@ class HybridCanceller:
         self.hop = cfg.hop_length
         self.reset_stream()
 
+    # --- the EchoCanceller interface the command line and callers use ----------------------
+    @property
+    def config(self) -> Any:
+        return self.model.config
+
+    @property
+    def hop_length(self) -> int:
+        return self.hop
+
     @property
     def output_delay(self) -> int:
         return self.model.output_delay
 
+    @property
+    def algorithmic_latency_ms(self) -> float:
+        """Frame + look-ahead: the network's one STFT frame; the linear stage adds none."""
+        return self.model.algorithmic_latency_ms
+
+    def eval(self) -> HybridCanceller:
+        self.model.eval()
+        return self
+
+    def open_stream(self) -> HybridCanceller:
+        """A new independent stream (one per call) sharing this model's weights."""
+        return HybridCanceller(self.model, self.linear_config)
+
+    def enhance(self, mic: Any, ref: Any) -> Any:
+        """Offline: ``(time,)`` or ``(batch, time)`` microphone and reference (numpy or
+        torch) -> the near-end estimate, same shape and type."""
+        if isinstance(mic, torch.Tensor) or isinstance(ref, torch.Tensor):
+            m, r = torch.as_tensor(mic).detach().cpu(), torch.as_tensor(ref).detach().cpu()
+            return torch.from_numpy(np.asarray(self.enhance(m.float().numpy(),
+                                                            r.float().numpy())))
+        mic, ref = np.asarray(mic, np.float32), np.asarray(ref, np.float32)
+        if mic.shape != ref.shape or mic.ndim not in (1, 2):
+            raise ValueError(f"mic {mic.shape} and ref {ref.shape}: need equal (time,) or "
+                             "(batch, time) shapes")
+        if mic.ndim == 2:
+            return np.stack([self._enhance(a, b) for a, b in zip(mic, ref, strict=True)])
+        return self._enhance(mic, ref)
+
     @torch.inference_mode()
-    def enhance(self, mic: np.ndarray, ref: np.ndarray) -> np.ndarray:
-        """Offline: ``(time,)`` microphone and reference -> ``(time,)`` near-end estimate."""
-        lin = linear_inputs(np.asarray(mic, np.float32), np.asarray(ref, np.float32),
-                            self.linear_config)
+    def _enhance(self, mic: np.ndarray, ref: np.ndarray) -> np.ndarray:
+        # The last frame spans a hop past the end. A stream flushed with zeros (as the
+        # command line does) runs the linear stage over those zeros too, and its output
+        # there is minus the echo it still predicts, not zero: so run everything over one
+        # hop of zeros more than the whole hops, which makes offline equal that stream.
+        n = len(mic)
+        pad = (-n) % self.hop + self.hop
+        mic, ref = np.pad(mic, (0, pad)), np.pad(ref, (0, pad))
+        lin = linear_inputs(mic, ref, self.linear_config)
         m = self.model
         sig = {k: torch.as_tensor(np.asarray(v, np.float32))[None] for k, v in
                {"mic": mic, "ref": ref, **lin}.items()}
         out = m(m.stft(sig["mic"]), m.stft(sig["ref"]), m.stft(sig["linear"]),
                 m.stft(sig["echo_est"]))["near"]
-        return m.istft(out, length=len(mic))[0].numpy()
+        return m.istft(out, length=len(mic))[0, :n].numpy()
 
     def reset_stream(self) -> None:
         self._linear = KalmanEchoFilter(self.linear_config)
-        self._state: dict[Any, Any] = {}
+        self._state: Any = None
+        self._step: Any = None
         self._prev: torch.Tensor | None = None
         self._tail: torch.Tensor | None = None
 
     @torch.inference_mode()
-    def process(self, mic: np.ndarray, ref: np.ndarray) -> np.ndarray:
-        """The next ``n`` samples (a multiple of the hop) -> ``n`` samples, delayed by
-        :attr:`output_delay`."""
+    def process(self, mic: Any, ref: Any) -> Any:
+        """The next ``n`` samples ``(n,)`` (numpy or torch; ``n`` a multiple of the hop) ->
+        ``n`` samples of the same type, delayed by :attr:`output_delay`."""
         if self.model.training:
             raise RuntimeError("call model.eval() before streaming (BatchNorm statistics)")
+        if isinstance(mic, torch.Tensor) or isinstance(ref, torch.Tensor):
+            m, r = torch.as_tensor(mic).detach().cpu(), torch.as_tensor(ref).detach().cpu()
+            return torch.from_numpy(self.process(m.double().numpy(), r.double().numpy()))
         mic, ref = np.asarray(mic, np.float64), np.asarray(ref, np.float64)
         lin, est = self._linear.process(mic, ref)  # checks shapes and the hop multiple
-        sig = torch.from_numpy(np.stack([mic, ref, lin, est]).astype(np.float32))
+        sig = torch.from_numpy(np.stack([mic, lin, est, ref]).astype(np.float32))
         return torch.cat([self._hop(sig[:, i:i + self.hop])
                           for i in range(0, len(mic), self.hop)]).numpy()
 
@@ -132,10 +181,13 @@ class HybridCanceller:
         m, win = self.model, self.model.stft.window
         if self._prev is None:  # the offline STFT's centre padding: one hop of zeros
             self._prev = torch.zeros_like(x)
-        spec = torch.fft.rfft(torch.cat([self._prev, x], dim=-1) * win)[:, :, None]  # (4,F,1)
+        spec = torch.fft.rfft(torch.cat([self._prev, x], dim=-1) * win)[None]  # (1, 4, F)
         self._prev = x
-        near = m.forward_stream(spec[0:1], spec[1:2], self._state, spec[2:3], spec[3:4])
-        y = torch.fft.irfft(near["near"][0, :, 0], n=2 * self.hop) * win
+        if self._state is None:  # precomputed weights, read once per stream (as EchoStream)
+            self._step = m.frame_step()
+            self._state = self._step.initial_state(1)
+        near = self._step.step(spec, self._state)[0]
+        y = torch.fft.irfft(near, n=2 * self.hop) * win
         env = win[:self.hop].square() + win[self.hop:].square()
         out = torch.zeros(self.hop) if self._tail is None else (y[:self.hop] + self._tail) / env
         self._tail = y[self.hop:]

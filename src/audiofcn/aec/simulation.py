@@ -44,6 +44,10 @@ class AECSimConfig:
         "echo_path_change": 0.15})
     room_rir_prob: float = 0.5  # simulated (pyroomacoustics) vs measured RIRs when both given
     near_reverb_prob: float = 0.0  # reverberate the near-end talker too (target stays wet)
+    # Bulk delay (ms) of the echo path: playback/capture buffering in front of the room.
+    # (0, 0): none (the original recipe; its random stream is unchanged). Otherwise drawn
+    # log-uniformly from the range, so short delays (the usual case) stay the most common.
+    echo_delay_ms: tuple[float, float] = (0.0, 0.0)
 
 
 @dataclass
@@ -253,12 +257,19 @@ def simulate_example(seed: int, near_pool: Sequence[np.ndarray], far_pool: Seque
     near_rir = None
     if near is not None and rng.random() < cfg.near_reverb_prob and use_room:
         near_rir = simulate_rir(rng, cfg.sample_rate)[0]
+    delay = 0
+    if cfg.echo_delay_ms[1] > 0:  # its own stream: every other draw is the delay-free one
+        lo, hi = max(cfg.echo_delay_ms[0], 0.1), cfg.echo_delay_ms[1]
+        u = np.random.default_rng([seed, 2]).uniform(np.log(lo), np.log(hi))
+        delay = int(round(np.exp(u) * cfg.sample_rate / 1000))
+        rirs = [np.concatenate([np.zeros(delay, np.float32), np.asarray(r, np.float32)])
+                for r in rirs]
     ex = simulate_echo(near, far, noise, rirs, ser_db=float(rng.uniform(*cfg.ser_db)),
                        snr_db=float(rng.uniform(*cfg.snr_db)),
                        near_dbfs=float(rng.uniform(*cfg.near_dbfs)),
                        ref_dbfs=float(rng.uniform(*cfg.ref_dbfs)), nonlinearity=nonlin,
                        path_change_at=change, near_rir=near_rir, scenario=scenario)
-    ex.meta.update({"seed": seed, "simulated_room": use_room})
+    ex.meta.update({"seed": seed, "simulated_room": use_room, "echo_delay": delay})
     return ex
 
 

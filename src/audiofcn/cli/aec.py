@@ -23,7 +23,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--ref", type=Path, required=True, help="far-end reference (loudspeaker)")
     p.add_argument("-o", "--out", type=Path, required=True, help="output audio file")
     p.add_argument("--model", type=Path, default=None,
-                   help="echo canceller checkpoint (default: the shipped model)")
+                   help="echo canceller checkpoint, or a shipped canceller's name: "
+                        "aec_default (the default: Kalman linear stage + residual network) "
+                        "or aec_e2e (the earlier end-to-end network)")
     p.add_argument("--stream", action="store_true",
                    help="process in 10 ms frames through the streaming API")
     p.add_argument("--chunk-seconds", type=positive_float, default=10.0,
@@ -32,23 +34,41 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def default_model_path() -> Path:
-    return Path(__file__).resolve().parents[1] / "pretrained" / "aec_default.safetensors"
+SHIPPED_CANCELLERS = ("aec_default", "aec_e2e")
+
+
+def default_model_path(name: str = "aec_default") -> Path:
+    return Path(__file__).resolve().parents[1] / "pretrained" / f"{name}.safetensors"
+
+
+def resolve_canceller(source: str | Path) -> Path:
+    """A shipped canceller's name (:data:`SHIPPED_CANCELLERS`) -> its file in the package;
+    anything else is a path (an existing file of that name wins)."""
+    if str(source) in SHIPPED_CANCELLERS and not Path(source).exists():
+        return default_model_path(str(source))
+    return Path(source)
 
 
 def load_canceller(path: Path | None = None):
-    """The echo canceller at ``path`` (default: the shipped one), in eval mode."""
+    """The echo canceller at ``path`` (default: the shipped one), in eval mode: an
+    ``EchoCanceller`` or, for a hybrid checkpoint (linear stage + network), the
+    ``audiofcn.aec.HybridCanceller`` around it (the same ``enhance`` / ``process`` /
+    ``open_stream`` / ``reset_stream`` interface)."""
     from audiofcn.cli.main import UserError
     from audiofcn.models import load_model
     from audiofcn.models.base import CheckpointError
     from audiofcn.models.echo import EchoCanceller
 
-    p = path or default_model_path()
+    p = resolve_canceller(path) if path is not None else default_model_path()
     if not p.exists():
         raise CheckpointError(f"{p}: echo canceller checkpoint not found")
     model = load_model(p)
     if not isinstance(model, EchoCanceller):
         raise UserError(f"{p}: is a {model.model_name!r} checkpoint, not an echo canceller")
+    if model.config.hybrid:
+        from audiofcn.aec.hybrid import HybridCanceller
+
+        return HybridCanceller(model.eval())
     return model.eval()
 
 
@@ -160,7 +180,9 @@ def cancel_file(model, mic_path: Path, ref_path: Path, out_path: Path, *, stream
     _, ref_blocks = read_blocks(ref_path, block_frames=block)
     to_model = [StreamResampler(file_sr, sr, 1) for _ in range(2)]
     back = StreamResampler(sr, file_sr, 1)
-    proc = _HopStream(model) if stream else _OfflineChunks(model)
+    # a hybrid canceller's linear stage runs in hops: its offline output is the streaming one
+    hybrid = model.config.hybrid
+    proc = _HopStream(model) if stream or hybrid else _OfflineChunks(model)
     mic_energy = out_energy = 0.0
     n_model = 0
     subtype = "FLOAT" if out_path.suffix.lower() == ".wav" else None

@@ -97,15 +97,16 @@ class _Refine(nn.Module):
     """
 
     def __init__(self, channels: int, dilations: tuple[int, ...], kernel: int,
-                 history: int = 1) -> None:
+                 history: int = 1, inputs: int = 2) -> None:
         super().__init__()
+        self.inputs = inputs  # complex network inputs; the reference is the last one
         if kernel % 2 == 0 or channels < 1 or not dilations or history < 1:
             raise ValueError("refinement needs an odd kernel, channels >= 1, >= 1 dilation, "
                              "history >= 1")
         self.history = ComplexConv2d(1, channels, (1, history)) if history > 1 else None
         self.convs = nn.ModuleList()
         self.acts = nn.ModuleList()
-        cin = 3  # complex: coarse mask, mic features, ref features
+        cin = 1 + inputs  # complex: coarse mask, then the network inputs' features
         for d in dilations:
             self.convs.append(ComplexConv2d(cin, channels, (kernel, 1), dilation=(d, 1)))
             self.acts.append(ComplexBNAct(channels))
@@ -116,12 +117,14 @@ class _Refine(nn.Module):
 
     def forward(self, coarse: torch.Tensor, feats: torch.Tensor,
                 state: dict[Any, Any] | None = None) -> torch.Tensor:
-        # coarse (B, 2, F, T) [re, im]; feats (B, 4, F, T) [mic re, ref re, mic im, ref im]
-        h = torch.cat([coarse[:, :1], feats[:, :2], coarse[:, 1:], feats[:, 2:]], dim=1)
+        # coarse (B, 2, F, T) [re, im]; feats (B, 2n, F, T): the n inputs' real parts, then
+        # their imaginary parts (n = 2: [mic, ref]; hybrid, n = 4: [mic, linear, echo, ref])
+        n = self.inputs
+        h = torch.cat([coarse[:, :1], feats[:, :n], coarse[:, 1:], feats[:, n:]], dim=1)
         for i, (conv, act) in enumerate(zip(self.convs, self.acts, strict=True)):
             h = conv(h)
             if i == 0 and self.history is not None:
-                ref = feats[:, 1::2]  # (B, 2, F, T): [ref re, ref im]
+                ref = feats[:, n - 1::n]  # (B, 2, F, T): [ref re, ref im]
                 h = h + (self.history(ref) if state is None
                          else self.history.forward_stream(ref, state))
             h = act(h)
@@ -184,8 +187,6 @@ class EchoCanceller(PretrainedModel):
             raise ValueError(f"masks must be 'dual' or 'echo', got {config.masks!r}")
         self.stft = STFT(config.stft)
         self.istft = ISTFT(config.stft)
-        if config.hybrid and config.refine_channels:
-            raise ValueError("hybrid inputs and the refinement cannot be combined (yet)")
         # complex inputs: microphone, reference (+ linear output and echo estimate if hybrid)
         chans = [4 if config.hybrid else 2, *config.encoder_channels]
         sizes = [config.stft.n_freqs]
@@ -208,7 +209,7 @@ class EchoCanceller(PretrainedModel):
             if not config.refine_channels:
                 return None
             return _Refine(config.refine_channels, tuple(config.refine_dilations),
-                           config.refine_kernel, config.refine_history)
+                           config.refine_kernel, config.refine_history, chans[0])
 
         self.decoders = nn.ModuleDict(
             {n: _MaskDecoder(config.bottleneck_channels, chans, sizes, refine())
@@ -330,9 +331,6 @@ class EchoCanceller(PretrainedModel):
     def frame_step(self) -> EchoFrameStep:
         """The precomputed per-frame inference step (:mod:`audiofcn.models.echo_step`),
         rebuilt when a parameter or BatchNorm statistic changed since it was last built."""
-        if self.config.hybrid:
-            raise ValueError("a hybrid echo canceller streams through "
-                             "audiofcn.aec.hybrid.HybridCanceller, not process()")
         key = tuple((t._version, t.data_ptr()) for t in (*self.parameters(), *self.buffers()))
         if self._step is None or self._step[0] != key:
             with torch.no_grad():
@@ -364,6 +362,9 @@ class EchoStream:
     """
 
     def __init__(self, model: EchoCanceller, delay: int | None = None) -> None:
+        if model.config.hybrid:
+            raise ValueError("a hybrid echo canceller streams through "
+                             "audiofcn.aec.HybridCanceller (it runs the linear stage first)")
         self.model = model
         self.delay = model.output_delay if delay is None else int(delay)
         if self.delay < model.output_delay:

@@ -163,6 +163,7 @@ class _RefineStep:
     """
 
     def __init__(self, refines: list[nn.Module]) -> None:
+        self.n = n = refines[0].inputs  # complex network inputs (the reference is the last)
         self.layers: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, int,
                                 int, int]] = []
         convs = [[*r.convs, r.out] for r in refines]
@@ -185,8 +186,9 @@ class _RefineStep:
             for conv, act in zip((c[i] for c in convs), (a[i] for a in acts), strict=True):
                 w = conv.real_weight().detach()[..., 0]  # (2out, 2in, k)
                 b = _bias(conv, w.shape[0])
-                if i == 0:  # input channels [coarse re, coarse im, mic re, ref re, mic im,
-                    w = w[:, [0, 3, 1, 2, 4, 5]]  # ref im]: one cat builds them
+                if i == 0:  # input channels [coarse re, coarse im, inputs re, inputs im]:
+                    # one cat builds them (offline: [coarse re, inputs re, coarse im, ...])
+                    w = w[:, [0, n + 1, *range(1, n + 1), *range(n + 2, 2 * n + 2)]]
                 if act is not None:
                     scale, shift = _bn_affine(act[0])
                     w, b = w * scale[:, None, None], b * scale + shift
@@ -209,12 +211,13 @@ class _RefineStep:
 
     def __call__(self, coarse: torch.Tensor, feats: torch.Tensor,
                  ref_history: torch.Tensor | None) -> torch.Tensor:
-        # coarse (D, B, F, 2) [re, im]; feats (B, F, 4) [mic re, ref re, mic im, ref im]
+        # coarse (D, B, F, 2) [re, im]; feats (B, F, 2n) [inputs re, inputs im]
         d, b, f, _ = coarse.shape
-        h = torch.cat([coarse, feats.expand(d, b, f, 4)], dim=-1)
+        n = self.n
+        h = torch.cat([coarse, feats.expand(d, b, f, 2 * n)], dim=-1)
         if ref_history is not None:  # shift in this frame's reference
             ref_history[:, :, :-1] = ref_history[:, :, 1:].clone()
-            ref_history[:, :, -1] = feats[..., 1::2]
+            ref_history[:, :, -1] = feats[..., n - 1::n]
         for i, (w, bias, slope, k, dil, pad) in enumerate(self.layers):
             buf = F.pad(h, (0, 0, pad, pad))
             fp, c = buf.shape[-2:]
@@ -244,7 +247,7 @@ class FrameState:
                                                                               step.sizes[0])
         # features: the first buffer's interior as (B, signal, F, re/im)
         inner = self.enc[0][1]
-        self.features = inner.view(batch, inner.shape[1], 2, 2).permute(0, 3, 1, 2)
+        self.features = inner.view(batch, inner.shape[1], 2, step.inputs).permute(0, 3, 1, 2)
 
 
 class EchoFrameStep:
@@ -253,6 +256,10 @@ class EchoFrameStep:
     def __init__(self, model: EchoCanceller) -> None:
         cfg = model.config
         self.compress = cfg.compress - 1.0
+        # complex inputs: [mic, ref] or, hybrid, [mic, linear, echo, ref]; the masks act on
+        # the microphone or, hybrid, on the linear output
+        self.inputs = model.encoder[0].weight_real.shape[1]
+        self.target = 1 if cfg.hybrid else 0
         self.encoder = [_EncoderStep(c, a) for c, a in zip(model.encoder, model.encoder_acts,
                                                             strict=True)]
         self.sizes = [cfg.stft.n_freqs]
@@ -295,11 +302,12 @@ class EchoFrameStep:
         return FrameState(self, batch)
 
     def step(self, spec: torch.Tensor, state: FrameState) -> torch.Tensor:
-        """One frame: complex ``(B, 2, F)`` microphone and reference spectra -> complex
-        ``(B, F)`` near-end estimate; ``state`` (from :meth:`initial_state`) is updated."""
+        """One frame: complex ``(B, 2, F)`` microphone and reference spectra (hybrid: ``(B, 4,
+        F)`` microphone, linear output, echo estimate, reference) -> complex ``(B, F)``
+        near-end estimate; ``state`` (from :meth:`initial_state`) is updated."""
         b = spec.shape[0]
         # power-law compression X |X|^(c-1), written straight into the first conv's buffer
-        # as channels [mic re, ref re, mic im, ref im] (complex_to_channels of (mic, ref))
+        # as channels [mic re, ref re, mic im, ref im] (complex_to_channels of the inputs)
         scale = spec.abs().clamp_min_(1e-8).pow_(self.compress)
         torch.mul(torch.view_as_real(spec), scale[..., None], out=state.features)
         skips = []
@@ -324,4 +332,4 @@ class EchoFrameStep:
         m = torch.view_as_complex(h)  # (D, B, F): [re, im] is the last axis
         mag = m.abs()
         masks = m * torch.tanh(mag).div_(mag.clamp_min_(1e-8))  # bounded_complex_mask
-        return (masks[0] if self.n_masks == 1 else masks.prod(0)) * spec[:, 0]
+        return (masks[0] if self.n_masks == 1 else masks.prod(0)) * spec[:, self.target]
