@@ -41,6 +41,9 @@ from audiofcn.diarization.simulate import SimConfig, simulate
 from audiofcn.diarization.training import read_manifest
 from audiofcn.io.audio import atomic_output
 
+# keys of a --clusterings entry that are DiarizationConfig fields rather than clustering ones
+PIPELINE_KEYS = ("min_cluster_speech", "min_speech_in_window", "smooth_windows")
+
 
 class CachedEmbedder:
     """Remembers window embeddings per chunk so several clusterings reuse them."""
@@ -191,7 +194,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threshold", type=float, default=None)
     ap.add_argument("--clusterings", default=None,
                     help='JSON list of clustering settings to run side by side, e.g. '
-                         '\'[{"method": "ahc", "threshold": 0.3}]\'; which one is reported '
+                         '\'[{"method": "ahc", "threshold": 0.3}]\' (PIPELINE_KEYS such as '
+                         '"min_cluster_speech" go to DiarizationConfig); which one is reported '
                          'must be chosen on the valid split')
     ap.add_argument("--grid", action="store_true",
                     help="try clustering settings (valid split only) and report each")
@@ -208,12 +212,17 @@ def main(argv: list[str] | None = None) -> int:
     if args.count is not None:
         base.count = args.count
     settings = [base]
+    pipeline: list[dict[str, Any]] = [{}]
     if args.clusterings:
-        settings = [ClusteringConfig(**d) for d in json.loads(args.clusterings)]
+        settings = [ClusteringConfig(**{k: v for k, v in d.items() if k not in PIPELINE_KEYS})
+                    for d in json.loads(args.clusterings)]
+        pipeline = [{k: v for k, v in d.items() if k in PIPELINE_KEYS}
+                    for d in json.loads(args.clusterings)]
     if args.grid:
         settings = [ClusteringConfig("spectral", prune=p, count=c) for p in (0.25, 0.5, 1.0)
                     for c in ("ratio", "eigengap")] + \
                    [ClusteringConfig("ahc", threshold=t) for t in (0.3, 0.45, 0.6, 0.75, 0.9)]
+        pipeline = [{}] * len(settings)
     sets: dict[str, list] = {
         "sim_no_overlap": conversations(args.data, args.split, args.n, 0.0, args.seed,
                                         prefix=args.speakers),
@@ -226,8 +235,9 @@ def main(argv: list[str] | None = None) -> int:
                               "collar": 0.5, "results": []}
     for name in args.embedders.split(","):
         emb = make_embedder(name, args.model)
-        for setting, (set_name, items) in itertools.product(settings, sets.items()):
-            cfg = DiarizationConfig(clustering=setting)
+        for (setting, extra), (set_name, items) in itertools.product(
+                zip(settings, pipeline, strict=True), sets.items()):
+            cfg = DiarizationConfig(clustering=setting, **extra)
             t0 = time.perf_counter()
             res, per = run_set(items, emb, cfg)
             nan = {"der": float("nan"), "confusion": float("nan"), "exact_count": float("nan")}
@@ -236,7 +246,8 @@ def main(argv: list[str] | None = None) -> int:
             osad, _ = (nan, None) if args.no_oracle else run_set(items, emb, cfg,
                                                                 oracle_speech=True)
             audio_s = sum(len(it[1]) for it in items) / 16000
-            row = {"embedder": name, "set": set_name, "clustering": vars(setting), **res,
+            row = {"embedder": name, "set": set_name, "clustering": {**vars(setting), **extra},
+                   **res,
                    "der_oracle_count": oracle["der"],
                    "der_oracle_speech": osad["der"], "confusion_oracle_speech": osad["confusion"],
                    "exact_count_oracle_speech": osad["exact_count"], "audio_seconds": audio_s,

@@ -44,7 +44,7 @@ def test_edge_cases() -> None:
         cluster(blobs([5, 5]), config=ClusteringConfig(method="kmeans"))
 
 
-@pytest.mark.parametrize("count", ["ratio", "eigengap"])
+@pytest.mark.parametrize("count", ["ratio", "eigengap", "nme", "penalty", "silhouette"])
 def test_fewer_points_than_max_speakers(count: str) -> None:
     x = blobs([3, 3])
     labels = cluster(x, max_speakers=8, config=ClusteringConfig(count=count))
@@ -90,3 +90,16 @@ def test_merge_threshold_joins_split_speaker() -> None:
     merged = refine(x, split, 1, ClusteringConfig(merge_threshold=0.8))
     assert len(np.unique(merged[:30])) == 1 and len(np.unique(merged)) == 2
     assert len(np.unique(refine(x, split, 3, ClusteringConfig(merge_threshold=0.8)))) == 3
+
+
+def test_pause_cluster_is_dissolved() -> None:
+    from audiofcn.diarization.pipeline import DiarizationConfig, _drop_pause_clusters
+
+    x = blobs([20, 10, 20], spread=0.1)
+    labels = np.array([0] * 20 + [2] * 10 + [1] * 20)
+    share = np.array([1.0] * 20 + [0.6] * 10 + [0.95] * 20)  # cluster 2: windows over pauses
+    out = _drop_pause_clusters(x, labels, share, 1, DiarizationConfig(min_cluster_speech=0.8))
+    assert len(np.unique(out)) == 2 and out[:20].tolist() == [0] * 20
+    assert out[-20:].tolist() == [1] * 20
+    same = _drop_pause_clusters(x, labels, share, 3, DiarizationConfig(min_cluster_speech=0.8))
+    assert same.tolist() == labels.tolist()  # never below min_speakers

@@ -28,7 +28,7 @@ affinity of at most ``max_points``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -45,6 +45,7 @@ class ClusteringConfig:
     change_penalty: float = 1.0  # per speaker change, in cosine-similarity units
     min_cluster: float = 0.0  # share of windows under which a cluster is dissolved
     count_penalty: float = 0.05  # "penalty": cost per speaker; "silhouette": score of k = 1
+    score_raw: bool = False  # "penalty"/"silhouette": score k before the refinement
     max_points: int = 2000
     seed: int = 0
 
@@ -156,6 +157,18 @@ def viterbi(scores: np.ndarray, penalty: float) -> np.ndarray:
     return path
 
 
+def assign(x: np.ndarray, core: np.ndarray, core_labels: np.ndarray,
+           c: ClusteringConfig) -> np.ndarray:
+    """Labels for all (time-ordered) points ``x`` from a clustering of a subset ``core``: the
+    nearest core centroid, by Viterbi when ``c.resegment`` > 0; labels renumbered by first
+    appearance."""
+    _, cents = _centroids(_normalize(core), core_labels)
+    x = _normalize(np.asarray(x, dtype=np.float64))
+    scores = x @ cents.T
+    labels = viterbi(scores, c.change_penalty) if c.resegment > 0 else np.argmax(scores, 1)
+    return _relabel(labels)
+
+
 def refine(x: np.ndarray, labels: np.ndarray, lo: int, c: ClusteringConfig) -> np.ndarray:
     """Merge near-duplicate clusters, then Viterbi resegmentation (module docstring)."""
     labels = labels.copy()
@@ -223,16 +236,18 @@ def _penalty_count(x: np.ndarray, xs: np.ndarray, lo: int, hi: int,
     for k in range(lo, hi + 1):
         sub = np.zeros(len(xs), dtype=int) if k == 1 else KMeans(
             k, n_init=10, random_state=c.seed).fit_predict(_normalize(vecs[:, :k]))
-        labels = _spread(x, xs, sub, k, c)
-        ks, cents = _centroids(x, labels)
+        labels = _spread(x, xs, sub, lo if c.merge_threshold < 1.0 else k, c)
+        scored = _spread(x, xs, sub, k, replace(c, resegment=0, merge_threshold=1.0)) \
+            if c.score_raw else labels
+        ks, cents = _centroids(x, scored)
         if c.count == "silhouette":
             from sklearn.metrics import silhouette_score
 
-            score = c.count_penalty if len(ks) < 2 else float(
-                silhouette_score(x, labels, metric="cosine", random_state=c.seed,
+            score = c.count_penalty if len(ks) < 2 else -np.inf if len(ks) >= len(x) else float(
+                silhouette_score(x, scored, metric="cosine", random_state=c.seed,
                                  sample_size=min(len(x), c.max_points)))
         else:
-            fit = float(np.mean(np.sum(x * cents[np.searchsorted(ks, labels)], axis=1)))
+            fit = float(np.mean(np.sum(x * cents[np.searchsorted(ks, scored)], axis=1)))
             score = fit - c.count_penalty * len(ks)
         if best is None or score > best[0]:
             best = (score, labels)
