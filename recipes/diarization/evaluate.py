@@ -4,9 +4,11 @@
     # without and with overlap; AMI excerpts (a copy of pyannote/pyannote-audio tests/data)
     python recipes/diarization/evaluate.py --data runs/diarization/data --split test \
         --ami ~/data/pyannote/tests/data --out runs/diarization/eval_test.json
-    # choose the clustering settings on validation speakers (never on test/)
-    python recipes/diarization/evaluate.py --data runs/diarization/data --split valid --grid \
-        --embedders rcnn --out runs/diarization/grid_valid.json
+    # choose the clustering settings on validation speakers (never on test/); --speakers so:
+    # the held-out speechocean762 train/ speakers only (the test speakers' domain)
+    python recipes/diarization/evaluate.py --data runs/diarization/data --split valid \
+        --speakers so --n 30 --embedders rcnn --clusterings '[{...}, {...}]' --no-oracle \
+        --out runs/diarization/valid.json
 
 DER convention: pyannote.metrics ``DiarizationErrorRate(collar=0.5)``, i.e. +-0.25 s around each
 reference boundary is not scored (md-eval's 0.25-s collar); overlapped speech is scored (and
@@ -41,6 +43,9 @@ from audiofcn.diarization.simulate import SimConfig, simulate
 from audiofcn.diarization.training import read_manifest
 from audiofcn.io.audio import atomic_output
 
+# keys of a --clusterings entry that are DiarizationConfig fields rather than clustering ones
+PIPELINE_KEYS = ("min_cluster_speech", "min_speech_in_window", "smooth_windows")
+
 
 class CachedEmbedder:
     """Remembers window embeddings per chunk so several clusterings reuse them."""
@@ -59,8 +64,10 @@ class CachedEmbedder:
 
 
 def conversations(data: Path, split: str, n: int, overlap_prob: float, seed: int,
-                  utts_per_speaker: int = 3) -> list[tuple[str, np.ndarray, list[Segment]]]:
-    speakers = read_manifest(data / "speakers.jsonl", split)
+                  utts_per_speaker: int = 3, prefix: str = ""
+                  ) -> list[tuple[str, np.ndarray, list[Segment]]]:
+    speakers = {k: v for k, v in read_manifest(data / "speakers.jsonl", split).items()
+                if k.startswith(prefix)}
     names = sorted(speakers)
     rng = np.random.default_rng(seed)
     out = []
@@ -176,6 +183,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--ami", type=Path, default=None, help="pyannote-audio tests/data folder")
     ap.add_argument("--n", type=int, default=30, help="simulated conversations per condition")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--speakers", default="",
+                    help='speaker-name prefix, e.g. "so": speechocean762 validation speakers only '
+                         "(the domain of the test speakers)")
+    ap.add_argument("--no-oracle", action="store_true",
+                    help="skip the oracle-count and oracle-speech passes (faster tuning)")
     ap.add_argument("--embedders", default="rcnn,mfcc,resemblyzer")
     ap.add_argument("--model", type=Path, default=None)
     ap.add_argument("--method", default="spectral")
@@ -184,7 +196,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threshold", type=float, default=None)
     ap.add_argument("--clusterings", default=None,
                     help='JSON list of clustering settings to run side by side, e.g. '
-                         '\'[{"method": "ahc", "threshold": 0.3}]\'; which one is reported '
+                         '\'[{"method": "ahc", "threshold": 0.3}]\' (PIPELINE_KEYS such as '
+                         '"min_cluster_speech" go to DiarizationConfig); which one is reported '
                          'must be chosen on the valid split')
     ap.add_argument("--grid", action="store_true",
                     help="try clustering settings (valid split only) and report each")
@@ -201,29 +214,42 @@ def main(argv: list[str] | None = None) -> int:
     if args.count is not None:
         base.count = args.count
     settings = [base]
+    pipeline: list[dict[str, Any]] = [{}]
     if args.clusterings:
-        settings = [ClusteringConfig(**d) for d in json.loads(args.clusterings)]
+        settings = [ClusteringConfig(**{k: v for k, v in d.items() if k not in PIPELINE_KEYS})
+                    for d in json.loads(args.clusterings)]
+        pipeline = [{k: v for k, v in d.items() if k in PIPELINE_KEYS}
+                    for d in json.loads(args.clusterings)]
     if args.grid:
         settings = [ClusteringConfig("spectral", prune=p, count=c) for p in (0.25, 0.5, 1.0)
                     for c in ("ratio", "eigengap")] + \
                    [ClusteringConfig("ahc", threshold=t) for t in (0.3, 0.45, 0.6, 0.75, 0.9)]
+        pipeline = [{}] * len(settings)
     sets: dict[str, list] = {
-        "sim_no_overlap": conversations(args.data, args.split, args.n, 0.0, args.seed),
-        "sim_overlap": conversations(args.data, args.split, args.n, 0.3, args.seed + 1)}
+        "sim_no_overlap": conversations(args.data, args.split, args.n, 0.0, args.seed,
+                                        prefix=args.speakers),
+        "sim_overlap": conversations(args.data, args.split, args.n, 0.3, args.seed + 1,
+                                     prefix=args.speakers)}
     if args.ami is not None:
         sets["ami"] = ami_items(args.ami)
     report: dict[str, Any] = {"split": args.split, "n": args.n, "seed": args.seed,
+                              "speakers": args.speakers,
                               "collar": 0.5, "results": []}
     for name in args.embedders.split(","):
         emb = make_embedder(name, args.model)
-        for setting, (set_name, items) in itertools.product(settings, sets.items()):
-            cfg = DiarizationConfig(clustering=setting)
+        for (setting, extra), (set_name, items) in itertools.product(
+                zip(settings, pipeline, strict=True), sets.items()):
+            cfg = DiarizationConfig(clustering=setting, **extra)
             t0 = time.perf_counter()
             res, per = run_set(items, emb, cfg)
-            oracle, _ = run_set(items, emb, cfg, num_speakers=True)
-            osad, _ = run_set(items, emb, cfg, oracle_speech=True)
+            nan = {"der": float("nan"), "confusion": float("nan"), "exact_count": float("nan")}
+            oracle, _ = (nan, None) if args.no_oracle else run_set(items, emb, cfg,
+                                                                  num_speakers=True)
+            osad, _ = (nan, None) if args.no_oracle else run_set(items, emb, cfg,
+                                                                oracle_speech=True)
             audio_s = sum(len(it[1]) for it in items) / 16000
-            row = {"embedder": name, "set": set_name, "clustering": vars(setting), **res,
+            row = {"embedder": name, "set": set_name, "clustering": {**vars(setting), **extra},
+                   **res,
                    "der_oracle_count": oracle["der"],
                    "der_oracle_speech": osad["der"], "confusion_oracle_speech": osad["confusion"],
                    "exact_count_oracle_speech": osad["exact_count"], "audio_seconds": audio_s,

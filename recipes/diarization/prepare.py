@@ -4,8 +4,9 @@
         --librispeech ~/data/resemblyzer/audio_data --out runs/diarization/data
 
 Writes ``OUT/speakers.jsonl``: one line per utterance ``{"path", "speaker", "frames",
-"sample_rate", "start", "end", "split"}`` with paths relative to ``OUT/root`` (a symlink farm
-to the two data roots, so the manifest holds no machine path). ``start``/``end`` bound the
+"sample_rate", "start", "end", "split", "age"}`` with paths relative to ``OUT/root`` (a symlink
+farm to the two data roots, so the manifest holds no machine path; ``age`` from speechocean762's
+``spk2age``, null for LibriSpeech). ``start``/``end`` bound the
 samples within 40 dB of the utterance's loudest 25-ms frame.
 
 Splits: speechocean762 ``train/`` speakers -> train, except ``--valid-speakers`` of them (and as
@@ -40,12 +41,12 @@ def speech_bounds(x: np.ndarray, sr: int, floor_db: float = 40.0) -> tuple[int, 
     return int(on[0] * hop), int(min(len(x), (on[-1] + 1) * hop))
 
 
-def record(root: Path, rel: str, speaker: str, split: str) -> dict:
+def record(root: Path, rel: str, speaker: str, split: str, age: int | None) -> dict:
     x, sr = sf.read(str(root / rel), dtype="float32", always_2d=True)
     x = x.mean(1)
     s, e = speech_bounds(x, sr)
     return {"path": rel, "speaker": speaker, "frames": len(x), "sample_rate": sr, "start": s,
-            "end": e, "split": split}
+            "end": e, "split": split, "age": age}
 
 
 def kaldi_list(so: Path, part: str) -> list[tuple[str, str]]:
@@ -54,6 +55,17 @@ def kaldi_list(so: Path, part: str) -> list[tuple[str, str]]:
     spk = dict(line.split() for line in (so / part / "utt2spk").read_text().splitlines()
                if line.strip())
     return [(scp[u], spk[u]) for u in sorted(scp)]
+
+
+def ages(so: Path) -> dict[str, int]:
+    """speechocean762 speaker -> age (``spk2age`` of both parts)."""
+    out = {}
+    for part in ("train", "test"):
+        f = so / part / "spk2age"
+        if f.exists():
+            out.update({k: int(v) for k, v in (line.split()[:2] for line in
+                                                f.read_text().splitlines() if line.strip())})
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -97,9 +109,11 @@ def main(argv: list[str] | None = None) -> int:
         for p in ls:
             spk = p.name.split("-")[0]
             add(f"librispeech/{p}", f"ls{spk}", "valid" if spk in ls_valid else "train")
+    age = ages(args.speechocean)
     rows = []
     for i, (rel, spk, split) in enumerate(items):
-        rows.append(record(root, rel, spk, split))
+        rows.append(record(root, rel, spk, split, age.get(spk[2:]) if spk.startswith("so")
+                           else None))
         if i % 500 == 0:
             print(f"{i}/{len(items)}", flush=True)
     with atomic_output(args.out / "speakers.jsonl") as tmp:

@@ -1,6 +1,7 @@
 """Speaker search across recordings: enrol speakers, identify other recordings of them.
 
-    python recipes/diarization/speaker_search.py --data runs/diarization/data --split valid
+    python recipes/diarization/speaker_search.py --data runs/diarization/data --split valid \
+        --speakers so
     python recipes/diarization/speaker_search.py --data runs/diarization/data --split test \
         --threshold 0.6
 
@@ -37,9 +38,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-speakers", type=int, default=40)
     ap.add_argument("--threshold", type=float, default=None)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--speakers", default="",
+                    help='speaker-name prefix, e.g. "so": speechocean762 speakers only')
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
-    spk = read_manifest(args.data / "speakers.jsonl", args.split)
+    spk = {k: v for k, v in read_manifest(args.data / "speakers.jsonl", args.split).items()
+           if k.startswith(args.speakers)}
     rng = np.random.default_rng(args.seed)
     names = [n for n in sorted(spk) if len(spk[n]) >= args.enroll + args.queries]
     names = [names[i] for i in rng.permutation(len(names))[: args.max_speakers]]

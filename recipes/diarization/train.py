@@ -12,7 +12,11 @@ Re-running the same command resumes from ``--out/last.pt``. ``--restart-from OLD
 count) with a fresh cosine schedule from LR over the new ``--time-budget``; a new epoch becomes
 ``best`` only if it beats the old run's last validation score. The best checkpoint is chosen on
 the validation speakers (held out of speechocean762 ``train/`` and LibriSpeech), never on
-``test/``. ``--export`` writes the best checkpoint without its training head.
+``test/``. ``--export`` writes the best checkpoint without its training head. ``--init-from
+MODEL.safetensors`` starts a new run from a shipped (headless) model, the AM-softmax head
+initialised to speaker centroids. ``data.speaker_weights`` (e.g. ``{"so": 2, "child": 4}``)
+draws speakers of a name prefix or children (``age`` <= 13) more often; ``data.valid_prefix``
+("so") selects checkpoints on speechocean762 validation speakers only.
 """
 
 from __future__ import annotations
@@ -32,18 +36,21 @@ from audiofcn.diarization.training import (
     SpeakerTripletTask,
     collate_speakers,
     read_manifest,
+    speaker_weights,
 )
 from audiofcn.models.base import config_from_dict
 from audiofcn.models.speaker_rcnn import SpeakerRCNN, SpeakerRCNNConfig
 from audiofcn.train import TrainConfig, Trainer, add_budget_arguments, apply_budget_arguments
 
 
-def build(cfg: dict[str, Any], data: Path, out: str) -> Trainer:
+def build(cfg: dict[str, Any], data: Path, out: str, init: Path | None = None) -> Trainer:
     torch.manual_seed(cfg["train"].get("seed", 0))
     d = cfg.get("data", {})
     manifest = data / "speakers.jsonl"
     train_spk = read_manifest(manifest, "train")
     valid_spk = read_manifest(manifest, "valid")
+    if d.get("valid_prefix"):  # e.g. "so": select checkpoints on speechocean762 speakers only
+        valid_spk = {k: v for k, v in valid_spk.items() if k.startswith(d["valid_prefix"])}
     if not train_spk:
         raise SystemExit(f"{manifest}: no training speakers")
     loss = cfg.get("loss", "triplet")
@@ -51,22 +58,47 @@ def build(cfg: dict[str, Any], data: Path, out: str) -> Trainer:
         **cfg.get("model", {}), "num_classes": len(train_spk) if loss == "amsoftmax" else 0})
     model = SpeakerRCNN(mcfg)
     tcfg = TrainConfig(**{**cfg["train"], "out_dir": out})
+    weights = speaker_weights(train_spk, d.get("speaker_weights", {}))
     steps = tcfg.max_steps_per_epoch or d.get("steps_per_epoch", 100)
-    repeats = max(1, -(-steps * tcfg.batch_size // len(train_spk)))
+    repeats = max(1, -(-steps * tcfg.batch_size // sum(weights.values())))
     aug = config_from_dict(SpeakerAugment, d.get("augment", {})) if d.get("augment", True) \
         is not False else None
     train = SpeakerCrops(data / "root", train_spk, d.get("crop_seconds", 1.5),
                          d.get("crops_per_speaker", 3), mcfg.sample_rate, repeats, aug,
-                         seed=tcfg.seed)
+                         seed=tcfg.seed, weights=weights)
     valid = SpeakerCrops(data / "root", valid_spk, d.get("crop_seconds", 1.5),
                          d.get("crops_per_speaker", 3), mcfg.sample_rate,
                          d.get("valid_repeats", 2), None, seed=1234,
                          deterministic=True) if valid_spk else None
     task = SpeakerAMSoftmaxTask(**cfg.get("task", {})) if loss == "amsoftmax" \
         else SpeakerTripletTask(**cfg.get("task", {}))
-    print(f"{loss}: {len(train_spk)} training / {len(valid_spk)} validation speakers, "
-          f"{model.num_parameters()} parameters", flush=True)
+    if init is not None and not (Path(out) / "last.pt").exists():
+        init_from(model, init, train if loss == "amsoftmax" else None)
+    print(f"{loss}: {len(train_spk)} training ({sum(weights.values())} with weights) / "
+          f"{len(valid_spk)} validation speakers, {model.num_parameters()} parameters",
+          flush=True)
     return Trainer(model, task, train, valid, tcfg, collate_fn=collate_speakers)
+
+
+@torch.no_grad()
+def init_from(model: SpeakerRCNN, path: Path, crops: SpeakerCrops | None) -> None:
+    """Start from a shipped (headless) model's weights; with ``crops``, each row of the new
+    AM-softmax head is the mean embedding of a few crops of that speaker (not a random
+    direction, so the first steps do not tear the embedding apart)."""
+    src = SpeakerRCNN.from_pretrained(path)
+    missing, unexpected = model.load_state_dict(src.state_dict(), strict=False)
+    if unexpected or any(not k.startswith("classifier.") for k in missing):
+        raise SystemExit(f"{path}: not this architecture ({missing} {unexpected})")
+    if crops is None or model.classifier is None:
+        return
+    model.eval()
+    aug, crops.aug = crops.aug, None
+    for spk in range(len(crops.names)):
+        audio, _ = crops[crops.order.index(spk)]
+        model.classifier.weight[spk] = model(audio).mean(0)
+    crops.aug = aug
+    model.train()
+    print(f"initialised from {path} (head: speaker centroids)", flush=True)
 
 
 def restart_state(src: Path, out: Path, lr: float) -> None:
@@ -99,6 +131,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="after training, write OUT/best.safetensors without its head here")
     ap.add_argument("--restart-from", type=Path, default=None,
                     help="a finished run's last.pt to continue with a fresh schedule")
+    ap.add_argument("--init-from", type=Path, default=None,
+                    help="start a new run from these (headless, shipped) model weights")
     ap.add_argument("--restart-lr", type=float, default=None,
                     help="peak learning rate of the restart (default: the config's)")
     add_budget_arguments(ap)
@@ -109,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.restart_from is not None:
         restart_state(args.restart_from, Path(args.out),
                       args.restart_lr or float(cfg["train"]["lr"]))
-    trainer = build(cfg, args.data, args.out)
+    trainer = build(cfg, args.data, args.out, args.init_from)
     hist = trainer.fit()
     if hist:
         print(json.dumps(hist[-1]))

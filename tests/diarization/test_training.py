@@ -16,6 +16,7 @@ from audiofcn.diarization.training import (
     augment,
     collate_speakers,
     read_manifest,
+    speaker_weights,
 )
 from audiofcn.models.speaker_rcnn import SpeakerRCNN, SpeakerRCNNConfig
 
@@ -105,3 +106,47 @@ def test_tiny_recipe_trains_and_exports(tmp_path, synth_voice) -> None:
     state = torch.load(out2 / "last.pt", weights_only=True)
     assert [h["epoch"] for h in state["history"]] == [1, 2]
     assert state["scheduler"]["base_lrs"] == [1e-4]
+
+
+def test_speaker_weights_repeat_speakers(tmp_path, synth_voice) -> None:
+    data = make_data(tmp_path, synth_voice)
+    spk = read_manifest(data / "speakers.jsonl", "train")
+    spk["s1"][0]["age"] = 9  # a child
+    w = speaker_weights(spk, {"s3": 2, "child": 4})
+    assert w == {"s0": 1, "s1": 4, "s2": 1, "s3": 2}
+    ds = SpeakerCrops(data / "root", spk, 0.5, 1, repeats=2, weights=w)
+    assert len(ds) == 16
+    seen = [ds[i][1] for i in range(8)]
+    assert sorted(seen) == [0, 1, 1, 1, 1, 2, 3, 3]  # indices stay sorted(speakers)
+
+
+def test_recipe_init_from_shipped_weights(tmp_path, synth_voice) -> None:
+    (tmp_path / "data").mkdir()
+    data = make_data(tmp_path / "data", synth_voice)
+    spec = importlib.util.spec_from_file_location("diar_train",
+                                                  ROOT / "recipes/diarization/train.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    cfg = json.loads((ROOT / "recipes/diarization/configs/tiny.json").read_text())
+    cfg["loss"], cfg["task"] = "amsoftmax", {"scale": 10.0}
+    cfg["data"]["speaker_weights"] = {"s0": 2}
+    (tmp_path / "cfg.json").write_text(json.dumps(cfg))
+    torch.manual_seed(1)
+    init = SpeakerRCNN(SpeakerRCNNConfig(channels=(4, 8), pools=((2, 2), (2, 2)),
+                                         gru_hidden=8, embedding_dim=8))
+    init.save_pretrained(tmp_path / "init.safetensors")
+    trainer = mod.build(cfg, data, str(tmp_path / "run"), tmp_path / "init.safetensors")
+    model = trainer.model
+    ref = init.state_dict()
+    assert all(torch.equal(v, ref[k]) for k, v in model.state_dict().items()
+               if not k.startswith("classifier."))
+    # head rows = speaker centroids (means of unit embeddings), not a random init
+    crops = trainer.train_loader.dataset
+    w = model.classifier.weight.detach()
+    assert float(w.norm(dim=1).max()) <= 1.0 + 1e-5
+    model.eval()
+    with torch.no_grad():
+        for spk in range(4):
+            audio, _ = crops[crops.order.index(spk)]
+            cos = torch.nn.functional.cosine_similarity(model(audio).mean(0), w[spk], dim=0)
+            assert float(cos) > 0.9

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from audiofcn.diarization.clustering import ClusteringConfig, cluster
+from audiofcn.diarization.clustering import ClusteringConfig, assign, cluster
 from audiofcn.diarization.embedders import RCNNEmbedder, WindowEmbedder
 from audiofcn.diarization.vad import FRAME_HOP, VADConfig, energy_vad
 
@@ -31,6 +31,10 @@ class DiarizationConfig:
     hop: float = 0.25
     chunk_seconds: float = 120.0
     min_speech_in_window: float = 0.5  # windows with less speech are not clustered
+    # a cluster whose windows hold less speech than this on average (windows over pauses and
+    # turn changes that cluster together) is dissolved into the others (chosen on validation
+    # speakers; docs/diarization.md). 0 = off
+    min_cluster_speech: float = 0.8
     smooth_windows: int = 5  # mode filter over consecutive window labels (odd; 1 = none)
     min_segment: float = 0.25  # shorter turns are merged into their neighbours
     vad: VADConfig = field(default_factory=VADConfig)
@@ -147,6 +151,17 @@ def _segments(frame_labels: np.ndarray, min_len: int) -> list[tuple[int, int, in
     return [(s, e, lab) for s, e, lab in runs if lab >= 0]
 
 
+def _drop_pause_clusters(x: np.ndarray, labels: np.ndarray, share: np.ndarray, lo: int,
+                         c: DiarizationConfig) -> np.ndarray:
+    ks = np.unique(labels)
+    mean = np.array([share[labels == k].mean() for k in ks])
+    drop = [k for k in ks[np.argsort(mean)] if mean[ks == k][0] < c.min_cluster_speech]
+    keep = ~np.isin(labels, drop[: max(0, len(ks) - lo)])
+    if keep.all() or not keep.any():
+        return labels
+    return assign(x, x[keep], labels[keep], c.clustering)
+
+
 def diarize(source: str | os.PathLike[str] | np.ndarray, sample_rate: int | None = None, *,
             embedder: WindowEmbedder | None = None, num_speakers: int | None = None,
             min_speakers: int = 1, max_speakers: int = 8,
@@ -217,6 +232,8 @@ def diarize(source: str | os.PathLike[str] | np.ndarray, sample_rate: int | None
         return Diarization(name, duration, [], 0)
     idx = np.nonzero(keep)[0]
     labels = cluster(e_all[idx], num_speakers, min_speakers, max_speakers, c.clustering)
+    if c.min_cluster_speech > 0 and num_speakers is None:
+        labels = _drop_pause_clusters(e_all[idx], labels, share[idx], min_speakers, c)
     labels = _mode_filter(labels, c.smooth_windows)
     centers = w_start[idx] + c.window / 2
     # every speech frame takes the label of the nearest clustered window centre

@@ -83,18 +83,40 @@ def augment(x: np.ndarray, sr: int, cfg: SpeakerAugment, rng: np.random.Generato
     return x.astype(np.float32)
 
 
-class SpeakerCrops(Dataset):
-    """Items ``(crops (K, samples), speaker index)``; ``len = speakers * repeats``.
+def speaker_weights(speakers: dict[str, list[dict[str, Any]]], rules: dict[str, float],
+                    child_max_age: int = 13) -> dict[str, int]:
+    """How many times each speaker appears per pass over the data: the largest matching rule
+    (``"<speaker-name prefix>"`` such as ``"so"``, or ``"child"`` for a recorded ``age`` of at
+    most ``child_max_age``), rounded, at least 1; speakers no rule matches get 1."""
+    out = {}
+    for name, recs in speakers.items():
+        w = 1.0
+        for key, value in rules.items():
+            age = recs[0].get("age") if recs else None
+            hit = (age is not None and age <= child_max_age) if key == "child" \
+                else name.startswith(key)
+            if hit:
+                w = max(w, value)
+        out[name] = max(1, int(round(w)))
+    return out
 
+
+class SpeakerCrops(Dataset):
+    """Items ``(crops (K, samples), speaker index)``; ``len = sum(weights) * repeats``.
+
+    ``weights`` (speaker -> integer, default 1 each) repeat a speaker within a pass, so it is
+    drawn more often; speaker indices (the classification targets) stay ``sorted(speakers)``.
     Validation (``deterministic=True``) draws the same crops every time (seeded by index).
     """
 
     def __init__(self, root: str | os.PathLike[str], speakers: dict[str, list[dict[str, Any]]],
                  crop_seconds: float, crops_per_speaker: int, sample_rate: int = 16000,
                  repeats: int = 1, augment: SpeakerAugment | None = None, seed: int = 0,
-                 deterministic: bool = False) -> None:
+                 deterministic: bool = False, weights: dict[str, int] | None = None) -> None:
         self.root = Path(root)
         self.names = sorted(speakers)
+        self.order = [i for i, n in enumerate(self.names)
+                      for _ in range((weights or {}).get(n, 1))]
         self.utts = [speakers[n] for n in self.names]
         self.crop = int(round(crop_seconds * sample_rate))
         self.k = crops_per_speaker
@@ -106,7 +128,7 @@ class SpeakerCrops(Dataset):
         self._calls = 0
 
     def __len__(self) -> int:
-        return len(self.names) * self.repeats
+        return len(self.order) * self.repeats
 
     def _read(self, rec: dict[str, Any], rng: np.random.Generator) -> np.ndarray:
         start, end = int(rec["start"]), int(rec["end"])
@@ -124,7 +146,7 @@ class SpeakerCrops(Dataset):
         return x
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
-        spk = i % len(self.names)
+        spk = self.order[i % len(self.order)]
         if self.deterministic:
             rng = np.random.default_rng(self.seed * 100003 + i)
         else:
