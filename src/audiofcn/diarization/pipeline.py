@@ -32,9 +32,9 @@ class DiarizationConfig:
     chunk_seconds: float = 120.0
     min_speech_in_window: float = 0.5  # windows with less speech are not clustered
     # a cluster whose windows hold less speech than this on average (windows over pauses and
-    # turn changes that cluster together) is dissolved into the others (chosen on validation
-    # speakers; docs/diarization.md). 0 = off
-    min_cluster_speech: float = 0.8
+    # turn changes that cluster together) is dissolved into the others. 0 = off (default; the
+    # validation speakers chose 0.8, which did not carry over to test: ClusteringConfig)
+    min_cluster_speech: float = 0.0
     smooth_windows: int = 5  # mode filter over consecutive window labels (odd; 1 = none)
     min_segment: float = 0.25  # shorter turns are merged into their neighbours
     vad: VADConfig = field(default_factory=VADConfig)
