@@ -23,10 +23,10 @@ from audiofcn.frontend import LogMelConfig, LogMelFrontend, choi_keras_logmel
 from audiofcn.models.base import PretrainedModel
 from audiofcn.models.padded import (
     FoldedConv,
+    embed_with_lengths,
     fold_conv_block,
     frame_affine,
     padded_logmel,
-    padded_rows,
     run_split,
     state_key,
 )
@@ -227,20 +227,7 @@ class CRNN(PretrainedModel):
         :meth:`forward` for ``lengths``)."""
         if lengths is None:
             return self.embed_logmel(self.frontend(audio))
-        audio = audio * (torch.arange(audio.shape[-1], device=audio.device) < lengths[:, None])
-        fast = padded_rows(self.frontend, lengths, audio.shape[-1]).to(audio.device)
-        if not fast.any():
-            return self.embed_logmel(self.frontend(audio))
-        h = self.conv_padded(audio[fast], lengths[fast])
-        if h is None:
-            return self.embed_logmel(self.frontend(audio))
-        emb = self._recurrent(h)
-        if fast.all():
-            return emb
-        out = audio.new_empty(audio.shape[0], emb.shape[1])
-        out[fast] = emb
-        out[~fast] = self.embed_logmel(self.frontend(audio[~fast]))
-        return out
+        return embed_with_lengths(self, audio, lengths, self._recurrent)
 
     def forward(self, audio: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         """Tag logits.

@@ -238,3 +238,23 @@ def frame_affine(bn: nn.Module, n: int) -> tuple[torch.Tensor, torch.Tensor]:
 
 __all__ = ["MONOTONE", "FoldedConv", "PaddedLogMel", "conv1_pool", "elu", "fold_conv_block",
            "frame_affine", "max_pool", "padded_logmel", "padded_rows", "run_split", "state_key"]
+
+
+def embed_with_lengths(model: nn.Module, audio: torch.Tensor, lengths: torch.Tensor,
+                       head: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+    """Features of ``(batch, input_length)`` chunks zero after ``lengths`` samples, for a
+    tagger with ``frontend``, ``embed_logmel`` and ``conv_padded``: chunks with padding go
+    through ``model.conv_padded`` then ``head`` (conv features -> pooled features), the rest
+    through the plain ``embed_logmel``; one result per chunk, in order."""
+    audio = audio * (torch.arange(audio.shape[-1], device=audio.device) < lengths[:, None])
+    fast = padded_rows(model.frontend, lengths, audio.shape[-1]).to(audio.device)
+    h = model.conv_padded(audio[fast], lengths[fast]) if fast.any() else None
+    if h is None:
+        return model.embed_logmel(model.frontend(audio))
+    emb = head(h)
+    if fast.all():
+        return emb
+    out = audio.new_empty(audio.shape[0], emb.shape[1])
+    out[fast] = emb
+    out[~fast] = model.embed_logmel(model.frontend(audio[~fast]))
+    return out
