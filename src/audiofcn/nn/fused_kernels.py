@@ -70,6 +70,10 @@ def refresh_blas() -> None:
     global _blas_libs
     _blas_libs = None
 
+
+# One switch for every numba kernel module: AUDIOFCN_NO_NUMBA=1 keeps the torch/numpy paths.
+NUMBA_WANTED = os.environ.get("AUDIOFCN_NO_NUMBA", "") not in ("1", "true", "yes")
+
 shifted_elu: Any = None
 conv_prep: Any = None
 bias_act: Any = None
@@ -77,7 +81,7 @@ add_into: Any = None
 overlap_add: Any = None
 rvq_encode: Any = None
 
-if os.environ.get("AUDIOFCN_NO_NUMBA", "") not in ("1", "true", "yes"):
+if NUMBA_WANTED:
     try:
         from llvmlite import ir
         from numba import njit, types

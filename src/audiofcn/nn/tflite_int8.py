@@ -15,12 +15,13 @@ flatbuffer) and integer zero points, per tensor or broadcastable per channel.
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from audiofcn.nn.fused_kernels import NUMBA_WANTED
 
 INT8_MIN, INT8_MAX = -128, 127
 
@@ -35,7 +36,7 @@ _conv_ref: Any = None
 _xnn_requant_rows: Any = None
 _xnn_leaky_flat: Any = None
 _xnn_add_flat: Any = None
-if os.environ.get("AUDIOFCN_NO_NUMBA", "") not in ("1", "true", "yes"):
+if NUMBA_WANTED:
     try:
         from llvmlite import ir
         from numba import njit, types
