@@ -108,7 +108,9 @@ class KalmanEchoFilter:
         self.X[0] = np.fft.rfft(self._xbuf)
         s, sf = self._sums
         kernels.filter_sums(self.W, self.Wf, self.X, s, sf, c.two_filters)
-        y = np.fft.irfft(s, n=2 * n)[n:]
+        # both filters' outputs in one inverse FFT call (rows: background, foreground)
+        ys = np.fft.irfft(self._sums if c.two_filters else s, n=2 * n, axis=-1)[..., n:]
+        y = ys[0] if c.two_filters else ys
         e = d - y
         self._ebuf[n:] = e
         E = np.fft.rfft(self._ebuf)
@@ -117,7 +119,7 @@ class KalmanEchoFilter:
         e2 = E.real * E.real + E.imag * E.imag
         yb, eb = y, e
         if c.two_filters:
-            y = np.fft.irfft(sf, n=2 * n)[n:]
+            y = ys[1]
             e = d - y
         if np.isnan(self.P[0, 0]):
             pd, px = float(np.mean(e2)), float(np.mean(x2))
