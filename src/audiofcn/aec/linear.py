@@ -35,6 +35,8 @@ import numpy as np
 
 from audiofcn.aec import kalman_kernels as kernels
 
+_FFT_OUT = np.lib.NumpyVersion(np.__version__) >= "2.0.0"  # np.fft.* take out=
+
 
 @dataclass
 class KalmanConfig:
@@ -87,6 +89,7 @@ class KalmanEchoFilter:
         self._notch = np.zeros(2)  # DC notch state: previous input and output
         self._sums = np.zeros((2, bins), np.complex128)  # the two filters' outputs (spectra)
         self._ebuf = np.zeros(2 * n)  # [zeros, this block's error]
+        self._wtime = np.zeros((p, 2 * n))  # the partitions' impulse responses (constraint)
 
     def _delayed(self, ref: np.ndarray) -> np.ndarray:
         if not self.cfg.delay:
@@ -138,9 +141,16 @@ class KalmanEchoFilter:
                               0.5 * max(c.reg * self._level, self._floor), c.a * c.a)
         self._count += 1
         if self._count % c.constrain_every == 0:
-            w = np.fft.irfft(self.W, n=2 * n, axis=-1)
-            w[:, n:] = 0.0  # keep each partition causal and block-long (linear convolution)
-            self.W = np.fft.rfft(w, axis=-1)
+            # keep each partition causal and block-long (linear convolution); numpy >= 2
+            # writes the transforms into reused buffers (less cache traffic per block)
+            if _FFT_OUT:
+                w = np.fft.irfft(self.W, n=2 * n, axis=-1, out=self._wtime)
+                w[:, n:] = 0.0
+                np.fft.rfft(w, axis=-1, out=self.W)
+            else:  # pragma: no cover - numpy < 2
+                w = np.fft.irfft(self.W, n=2 * n, axis=-1)
+                w[:, n:] = 0.0
+                self.W = np.fft.rfft(w, axis=-1)
         if c.two_filters:
             e, y = self._compare(d, e, y, eb, yb)
         return e, y
