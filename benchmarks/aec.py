@@ -128,7 +128,10 @@ def main(argv: list[str] | None = None) -> int:
     def kalman_run() -> list[tuple[float, float]]:
         f = KalmanEchoFilter()
         return _per_frame(f.process, mic.astype(np.float64), ref.astype(np.float64), 160)
-    systems.append(("Kalman linear stage (ours, numpy, aec.linear), 4160 taps, per hop", 160,
+    from audiofcn.aec.kalman_kernels import AVAILABLE as fused
+
+    kind = "numba kernels" if fused else "numpy"
+    systems.append((f"Kalman linear stage (ours, aec.linear, {kind}), 4160 taps, per hop", 160,
                     kalman_run))
 
     for name, frame, fn in systems:

@@ -101,3 +101,25 @@ def test_bad_input_is_refused() -> None:
         f.process(np.zeros(100), np.zeros(100))
     with pytest.raises(ValueError, match="equal 1-D shapes"):
         kalman_cancel(np.zeros(320), np.zeros(160))
+
+
+def test_fused_kernels_equal_the_numpy_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The numba kernels (default) and their numpy versions (``AUDIOFCN_NO_NUMBA=1``) give
+    the same linear output and echo estimate, through convergence, double talk and the
+    foreground/background switches."""
+    from audiofcn.aec import kalman_kernels as k
+
+    if not k.AVAILABLE:
+        pytest.skip("numba missing or AUDIOFCN_NO_NUMBA set: only the numpy path runs")
+    rng = np.random.default_rng(5)
+    ref = speechlike(rng, 3.0)
+    near = np.zeros_like(ref)
+    near[SR:2 * SR] = speechlike(rng, 1.0)  # double talk in the middle second
+    mic = np.convolve(ref, echo_path(rng, 200))[:len(ref)] + near + 0.003  # with a DC offset
+    fused = kalman_cancel(mic, ref)
+    for name in ("filter_sums", "kalman_update", "dc_notch"):
+        monkeypatch.setattr(k, name, getattr(k, f"{name}_numpy"))
+    plain = kalman_cancel(mic, ref)
+    for a, b in zip(fused, plain, strict=True):
+        assert np.abs(a).max() > 0.01
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)

@@ -159,7 +159,13 @@ class HybridCanceller:
         self._linear = KalmanEchoFilter(self.linear_config)
         self._state: Any = None
         self._step: Any = None
-        self._prev: torch.Tensor | None = None
+        n, win = self.hop, self.model.stft.window
+        # the analysis frame of the four signals [mic, linear, echo, reference]: previous
+        # hop then current hop (zeros at first: the offline STFT's centre padding), reused
+        # every hop (a numpy view of it takes each hop's samples without a torch op)
+        self._frame = torch.zeros(4, 2 * n)
+        self._frame_np = self._frame.numpy()
+        self._env = win[:n].square() + win[n:].square()
         self._tail: torch.Tensor | None = None
 
     @torch.inference_mode()
@@ -173,22 +179,24 @@ class HybridCanceller:
             return torch.from_numpy(self.process(m.double().numpy(), r.double().numpy()))
         mic, ref = np.asarray(mic, np.float64), np.asarray(ref, np.float64)
         lin, est = self._linear.process(mic, ref)  # checks shapes and the hop multiple
-        sig = torch.from_numpy(np.stack([mic, lin, est, ref]).astype(np.float32))
-        return torch.cat([self._hop(sig[:, i:i + self.hop])
-                          for i in range(0, len(mic), self.hop)]).numpy()
-
-    def _hop(self, x: torch.Tensor) -> torch.Tensor:
-        m, win = self.model, self.model.stft.window
-        if self._prev is None:  # the offline STFT's centre padding: one hop of zeros
-            self._prev = torch.zeros_like(x)
-        spec = torch.fft.rfft(torch.cat([self._prev, x], dim=-1) * win)[None]  # (1, 4, F)
-        self._prev = x
         if self._state is None:  # precomputed weights, read once per stream (as EchoStream)
-            self._step = m.frame_step()
+            self._step = self.model.frame_step()
             self._state = self._step.initial_state(1)
+        n, fr = self.hop, self._frame_np
+        out = torch.empty(len(mic))
+        for i in range(0, len(mic), n):
+            fr[:, :n] = fr[:, n:]
+            for row, sig in enumerate((mic, lin, est, ref)):
+                fr[row, n:] = sig[i:i + n]  # float64 -> float32 on the copy
+            out[i:i + n] = self._hop()
+        return out.numpy()
+
+    def _hop(self) -> torch.Tensor:
+        win = self.model.stft.window
+        spec = torch.fft.rfft(self._frame * win)[None]  # (1, 4, F)
         near = self._step.step(spec, self._state)[0]
         y = torch.fft.irfft(near, n=2 * self.hop) * win
-        env = win[:self.hop].square() + win[self.hop:].square()
-        out = torch.zeros(self.hop) if self._tail is None else (y[:self.hop] + self._tail) / env
+        out = torch.zeros(self.hop) if self._tail is None else \
+            (y[:self.hop] + self._tail) / self._env
         self._tail = y[self.hop:]
         return out

@@ -23,7 +23,8 @@ Streaming: :class:`KalmanEchoFilter` takes any multiple of ``hop`` samples per c
 returns the linear output (``mic`` minus the echo estimate) and the echo estimate for the
 same samples: no look-ahead, no delay beyond collecting the hop. :func:`kalman_cancel` runs a
 whole signal through it (the same arithmetic, so streaming equals offline exactly).
-Vectorised numpy, float64.
+Float64; the per-block elementwise work runs in one numba pass when numba is installed
+(:mod:`audiofcn.aec.kalman_kernels`, a numpy version of the same arithmetic otherwise).
 """
 
 from __future__ import annotations
@@ -31,6 +32,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+
+from audiofcn.aec import kalman_kernels as kernels
+
+_FFT_OUT = np.lib.NumpyVersion(np.__version__) >= "2.0.0"  # np.fft.* take out=
 
 
 @dataclass
@@ -82,6 +87,9 @@ class KalmanEchoFilter:
         self._floor = 2 * n * 10 ** (self.cfg.ref_floor_db / 10)  # bin power of a silent ref
         self._count = 0
         self._notch = np.zeros(2)  # DC notch state: previous input and output
+        self._sums = np.zeros((2, bins), np.complex128)  # the two filters' outputs (spectra)
+        self._ebuf = np.zeros(2 * n)  # [zeros, this block's error]
+        self._wtime = np.zeros((p, 2 * n))  # the partitions' impulse responses (constraint)
 
     def _delayed(self, ref: np.ndarray) -> np.ndarray:
         if not self.cfg.delay:
@@ -93,13 +101,7 @@ class KalmanEchoFilter:
     def _dc_notch(self, x: np.ndarray) -> np.ndarray:
         """``y[t] = x[t] - x[t-1] + r * y[t-1]``: removes the microphone's DC offset, which
         the reference cannot explain and which would otherwise dominate the lowest bins."""
-        from scipy.signal import lfilter
-
-        r = self.cfg.dc_notch
-        zi = np.array([r * self._notch[1] - self._notch[0]])
-        y, _ = lfilter([1.0, -1.0], [1.0, -r], x, zi=zi)
-        self._notch[:] = x[-1], y[-1]
-        return y
+        return kernels.dc_notch(x, self.cfg.dc_notch, self._notch)
 
     def _block(self, d: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         c, n = self.cfg, self.cfg.hop
@@ -107,37 +109,48 @@ class KalmanEchoFilter:
         self._xbuf[n:] = x
         self.X[1:] = self.X[:-1]
         self.X[0] = np.fft.rfft(self._xbuf)
-        y = np.fft.irfft((self.W * self.X).sum(0), n=2 * n)[n:]
+        s, sf = self._sums
+        kernels.filter_sums(self.W, self.Wf, self.X, s, sf, c.two_filters)
+        # both filters' outputs in one inverse FFT call (rows: background, foreground)
+        ys = np.fft.irfft(self._sums if c.two_filters else s, n=2 * n, axis=-1)[..., n:]
+        y = ys[0] if c.two_filters else ys
         e = d - y
-        E = np.fft.rfft(np.concatenate([np.zeros(n), e]))
-        x2 = np.abs(self.X) ** 2
-        e2 = np.abs(E) ** 2
+        self._ebuf[n:] = e
+        E = np.fft.rfft(self._ebuf)
+        x0 = self.X[0]
+        x2 = x0.real * x0.real + x0.imag * x0.imag  # the newest partition's power
+        e2 = E.real * E.real + E.imag * E.imag
         yb, eb = y, e
         if c.two_filters:
-            y = np.fft.irfft((self.Wf * self.X).sum(0), n=2 * n)[n:]
+            y = ys[1]
             e = d - y
         if np.isnan(self.P[0, 0]):
-            pd, px = float(np.mean(e2)), float(np.mean(x2[0]))
+            pd, px = float(np.mean(e2)), float(np.mean(x2))
             if pd < 1e-12 or px < self._floor:  # wait for signal at both ends
                 return e, y
             self.P[:] = c.p_init
             self.psi_s[:] = e2
         b = c.noise_smoothing
         self.psi_s = b * self.psi_s + (1 - b) * e2
-        lvl = float(np.mean(x2[0]))
+        lvl = float(np.mean(x2))
         if lvl > self._floor:  # track the level of the active reference only
             self._level = lvl if self._level == 0.0 else 0.99 * self._level + 0.01 * lvl
-        denom = (0.5 * (self.P * x2).sum(0) + self.psi_s
-                 + 0.5 * max(c.reg * self._level, self._floor) * self.P.sum(0) + 1e-12)
-        mu = self.P / denom
-        self.W += mu * np.conj(self.X) * E
-        a2 = c.a * c.a
-        self.P = a2 * (1 - 0.5 * mu * x2) * self.P + (1 - a2) * np.abs(self.W) ** 2
+        # mu = P / (0.5 sum P |X|^2 + psi_s + 0.5 max(reg level, floor) sum P), W += mu X* E,
+        # P = a^2 (1 - 0.5 mu |X|^2) P + (1 - a^2) |W|^2 (one fused pass; see kalman_kernels)
+        kernels.kalman_update(self.W, self.P, self.X, E, self.psi_s,
+                              0.5 * max(c.reg * self._level, self._floor), c.a * c.a)
         self._count += 1
         if self._count % c.constrain_every == 0:
-            w = np.fft.irfft(self.W, n=2 * n, axis=-1)
-            w[:, n:] = 0.0  # keep each partition causal and block-long (linear convolution)
-            self.W = np.fft.rfft(w, axis=-1)
+            # keep each partition causal and block-long (linear convolution); numpy >= 2
+            # writes the transforms into reused buffers (less cache traffic per block)
+            if _FFT_OUT:
+                w = np.fft.irfft(self.W, n=2 * n, axis=-1, out=self._wtime)
+                w[:, n:] = 0.0
+                np.fft.rfft(w, axis=-1, out=self.W)
+            else:  # pragma: no cover - numpy < 2
+                w = np.fft.irfft(self.W, n=2 * n, axis=-1)
+                w[:, n:] = 0.0
+                self.W = np.fft.rfft(w, axis=-1)
         if c.two_filters:
             e, y = self._compare(d, e, y, eb, yb)
         return e, y

@@ -45,6 +45,14 @@ def _bn_affine(bn: nn.BatchNorm2d) -> tuple[torch.Tensor, torch.Tensor]:
     return scale, bn.bias.detach() - bn.running_mean * scale
 
 
+def _prelu(y: torch.Tensor, slope: torch.Tensor) -> torch.Tensor:
+    """PReLU with slopes broadcast over ``y`` (per decoder and channel), overwriting ``y``:
+    ``max(y, 0) + slope * min(y, 0)``, the same numbers as ``torch.where(y >= 0, y, slope *
+    y)`` in two kernels instead of three."""
+    neg = y.clamp_max(0)
+    return y.clamp_min_(0).addcmul_(neg, slope)
+
+
 def _bias(conv: ComplexConv2d | ComplexConvTranspose2d, n: int) -> torch.Tensor:
     if conv.bias_real is None:
         return conv.weight_real.new_zeros(n).detach()
@@ -149,7 +157,7 @@ class _UpStep:
         y = y.view(d, b, q * self.stride, self.cout)[:, :, self.pad:self.pad + n]
         if self.slope is None:
             return y
-        return torch.where(y >= 0, y, y * self.slope)
+        return _prelu(y, self.slope)
 
 
 class _RefineStep:
@@ -202,6 +210,12 @@ class _RefineStep:
         if history_b is not None:
             w, b, *rest = self.layers[0]
             self.layers[0] = (w, b + history_b, *rest)
+        # a layer with very few outputs (the last: re/im) runs transposed, W^T cols^T:
+        # a (D, 2, K) x (D, K, F) product is several times faster than (D, F, K) x (D, K, 2)
+        self.transposed = [i > 0 and w.shape[-1] <= 4 for i, (w, *_) in enumerate(self.layers)]
+        self.layers = [(w.transpose(1, 2).contiguous(), b.transpose(1, 2).contiguous(), *rest)
+                       if t else (w, b, *rest)
+                       for (w, b, *rest), t in zip(self.layers, self.transposed, strict=True)]
 
     def buffer(self, batch: int, n_freqs: int) -> torch.Tensor | None:
         """Past reference frames per bin, oldest first (zeros: the offline left padding)."""
@@ -225,9 +239,14 @@ class _RefineStep:
             if i == 0 and ref_history is not None:
                 bias = torch.baddbmm(bias, ref_history.view(1, b * f, -1).expand(d, -1, -1),
                                      self.history_w)
-            h = torch.baddbmm(bias, cols.reshape(d, b * f, k * c), w).view(d, b, f, -1)
+            cols = cols.reshape(d, b * f, k * c)
+            if self.transposed[i]:
+                h = torch.baddbmm(bias, w, cols.transpose(1, 2)).transpose(1, 2).reshape(
+                    d, b, f, -1)
+            else:
+                h = torch.baddbmm(bias, cols, w).view(d, b, f, -1)
             if slope is not None:
-                h = torch.where(h >= 0, h, h * slope)
+                h = _prelu(h, slope)
         return coarse + h
 
 
