@@ -15,10 +15,11 @@ reassociation); it runs when numba is missing or ``AUDIOFCN_NO_NUMBA=1`` is set
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import numpy as np
+
+from audiofcn.nn.fused_kernels import NUMBA_WANTED
 
 AVAILABLE = False
 
@@ -58,7 +59,7 @@ filter_sums: Any = filter_sums_numpy
 kalman_update: Any = kalman_update_numpy
 dc_notch: Any = dc_notch_numpy
 
-if os.environ.get("AUDIOFCN_NO_NUMBA", "") not in ("1", "true", "yes"):
+if NUMBA_WANTED:
     try:
         from numba import njit
 
