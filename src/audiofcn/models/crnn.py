@@ -24,11 +24,11 @@ from audiofcn.models.base import PretrainedModel
 from audiofcn.models.padded import (
     FoldedConv,
     embed_with_lengths,
-    fold_conv_block,
+    folded_stack,
     frame_affine,
     padded_logmel,
+    run_folded,
     run_split,
-    state_key,
 )
 from audiofcn.nn.conv import ConvBNAct2d
 
@@ -140,12 +140,7 @@ class CRNN(PretrainedModel):
     def folded_layers(self) -> list[FoldedConv]:
         """The conv stack with each batch norm folded into its conv (cached until a parameter
         or statistic changes)."""
-        key = state_key(self.layers)
-        if getattr(self, "_folded_key", None) != key:
-            with torch.no_grad():
-                self._folded = [fold_conv_block(layer, "elu") for layer in self.layers]
-            self._folded_key = key
-        return self._folded
+        return folded_stack(self, self.layers, "elu")
 
     def _conv_layers(self, x: torch.Tensor) -> torch.Tensor:
         """The conv stack. In eval mode without gradients, each batch norm is folded into its
@@ -154,7 +149,7 @@ class CRNN(PretrainedModel):
         it commutes with max) that cut the element-wise work 4-16x."""
         if self.training or torch.is_grad_enabled():  # gradients flow through the modules
             return self.layers(x)
-        return run_split(self.folded_layers(), x, x.new_zeros(0), torch.zeros(0, dtype=torch.long))
+        return run_folded(self.folded_layers(), x)
 
     def _recurrent(self, h: torch.Tensor) -> torch.Tensor:
         """``(batch, channels, bins, steps)`` conv features -> ``(batch, gru_hidden)``."""

@@ -19,11 +19,11 @@ from audiofcn.models.padded import (
     MONOTONE,
     FoldedConv,
     embed_with_lengths,
-    fold_conv_block,
+    folded_stack,
     frame_affine,
     padded_logmel,
+    run_folded,
     run_split,
-    state_key,
 )
 from audiofcn.nn.conv import ConvBNAct2d
 from audiofcn.nn.se import ChannelSE, ChannelSpatialSE2d, SpatialSE2d, se_hidden
@@ -147,12 +147,7 @@ class FCN(PretrainedModel):
         activation not known to be increasing)."""
         if self.config.se is not None or self.config.activation not in MONOTONE:
             return None
-        key = state_key(self.layers)
-        if getattr(self, "_folded_key", None) != key:
-            with torch.no_grad():
-                self._folded = [fold_conv_block(b, self.config.activation) for b in self.layers]
-            self._folded_key = key
-        return self._folded
+        return folded_stack(self, self.layers, self.config.activation)
 
     def _conv_layers(self, x: torch.Tensor) -> torch.Tensor:
         """The conv stack; in eval mode without gradients folded (batch norm in the conv,
@@ -161,7 +156,7 @@ class FCN(PretrainedModel):
         folded = None if self.training or torch.is_grad_enabled() else self.folded_layers()
         if folded is None:
             return self.layers(x)
-        return run_split(folded, x, x.new_zeros(0), torch.zeros(0, dtype=torch.long))
+        return run_folded(folded, x)
 
     def embed_logmel(self, spec: torch.Tensor) -> torch.Tensor:
         """``(batch, n_mels, frames)`` log-mel -> ``(batch, channels[-1])`` features."""

@@ -95,6 +95,22 @@ def fold_conv_block(block: nn.Sequential, activation: str) -> FoldedConv:
                       (bias - bn.running_mean) * scale + bn.bias, pool, activation)
 
 
+def folded_stack(owner: nn.Module, layers: nn.Sequential, activation: str) -> list[FoldedConv]:
+    """``layers`` (conv-BN-activation-pool blocks) with each batch norm folded into its conv,
+    cached on ``owner`` until a parameter or statistic of ``layers`` changes."""
+    key = state_key(layers)
+    if getattr(owner, "_folded_key", None) != key:
+        with torch.no_grad():
+            owner._folded = [fold_conv_block(b, activation) for b in layers]
+        owner._folded_key = key
+    return owner._folded
+
+
+def run_folded(layers: Sequence[FoldedConv], x: torch.Tensor) -> torch.Tensor:
+    """The folded stack on a fully dense input (no padded tail): what the modules compute."""
+    return run_split(layers, x, x.new_zeros(0), torch.zeros(0, dtype=torch.long))
+
+
 def conv1_pool(x: torch.Tensor, layer: FoldedConv, n_out: int,
                block: int = 128) -> torch.Tensor:
     """Conv + max-pool (no activation) of a one-channel input, as a ``(out, 9)`` matrix times
