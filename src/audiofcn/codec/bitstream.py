@@ -83,15 +83,12 @@ class CodecHeader:
 
 
 def model_fingerprint(model: torch.nn.Module) -> str:
-    """16 hex digits identifying a model's weights and codebooks (the ``model_id``).
-
-    The Lyra port's ``*.int8.*`` tensors (input grids and weight scales for its exact
-    arithmetics) are left out: they describe how the same weights are rounded, and files
-    written before they were stored must still decode."""
+    """16 hex digits identifying a model's weights and codebooks (the ``model_id``): of its
+    ``identity_state()`` where it defines one (the tensors that make it that model), else of
+    its whole state dict."""
+    state = model.identity_state() if hasattr(model, "identity_state") else model.state_dict()
     h = hashlib.sha256()
-    for name, t in sorted(model.state_dict().items()):
-        if ".int8." in name:
-            continue
+    for name, t in sorted(state.items()):
         h.update(name.encode())
         h.update(t.detach().cpu().contiguous().numpy().tobytes())
     return h.hexdigest()[:16]

@@ -220,6 +220,12 @@ class LyraSoundStream(PretrainedModel):
         # kernels' parameters. forward() (training) always runs in float.
         self.arithmetic: str = "float"
 
+    def identity_state(self) -> dict[str, torch.Tensor]:
+        """The state that identifies the model in ``.afc`` files: everything but the
+        ``*.int8.*`` grids of the exact arithmetics, which say how the same weights are
+        rounded (files written before the grids were stored must still decode)."""
+        return {k: v for k, v in self.state_dict().items() if ".int8." not in k}
+
     def inference_arithmetic(self, arithmetic: str | None = None) -> str:
         """The arithmetic ``encode``/``decode`` use: ``arithmetic``, else ``self.arithmetic``."""
         mode = arithmetic or self.arithmetic
