@@ -92,11 +92,13 @@ def init_from(model: SpeakerRCNN, path: Path, crops: SpeakerCrops | None) -> Non
     if crops is None or model.classifier is None:
         return
     model.eval()
-    aug, crops.aug = crops.aug, None
+    # seeded crops without augmentation, so the same init file gives the same head
+    aug, det = crops.aug, crops.deterministic
+    crops.aug, crops.deterministic = None, True
     for spk in range(len(crops.names)):
         audio, _ = crops[crops.order.index(spk)]
         model.classifier.weight[spk] = model(audio).mean(0)
-    crops.aug = aug
+    crops.aug, crops.deterministic = aug, det
     model.train()
     print(f"initialised from {path} (head: speaker centroids)", flush=True)
 
