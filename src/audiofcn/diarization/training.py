@@ -150,8 +150,12 @@ class SpeakerCrops(Dataset):
         if self.deterministic:
             rng = np.random.default_rng(self.seed * 100003 + i)
         else:
+            # a DataLoader worker's seed differs per worker and epoch but follows
+            # torch.manual_seed, so training runs repeat exactly (the pid did not)
             self._calls += 1
-            rng = np.random.default_rng((self.seed, i, self._calls, os.getpid()))
+            worker = torch.utils.data.get_worker_info()
+            stream = worker.seed if worker is not None else torch.initial_seed()
+            rng = np.random.default_rng((self.seed, i, self._calls, stream))
         crops = []
         for _ in range(self.k):
             rec = self.utts[spk][int(rng.integers(len(self.utts[spk])))]
