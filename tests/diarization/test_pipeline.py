@@ -31,7 +31,7 @@ def test_vad_finds_the_bursts() -> None:
 
 def test_two_synthetic_speakers(two_speaker_audio) -> None:
     audio, ref = two_speaker_audio
-    # the eigengap count (the default, chosen on real validation speech) splits these tones'
+    # the eigengap count (the previous default) splits these tones'
     # onsets from their bodies; the eigenvalue-ratio rule counts them right
     cfg = DiarizationConfig(clustering=ClusteringConfig(count="ratio", prune=0.5))
     res = diarize(audio, SR, embedder=MFCCStatsEmbedder(), config=cfg)
