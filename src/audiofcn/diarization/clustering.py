@@ -37,11 +37,10 @@ import numpy as np
 class ClusteringConfig:
     method: str = "spectral"  # "spectral" or "ahc"
     prune: float = 0.25  # spectral: share of neighbours kept per row (at least 6)
-    # count="silhouette" (no resegmentation) won on all four validation conditions
-    # (speechocean762 whole utterances with/without overlap, LibriSpeech, meeting-like short
-    # turns; docs/diarization.md) against the previous default "eigengap"; resegmentation and
-    # the pause-cluster rule stay opt-in (they lost on the meeting-like condition and on AMI)
-    count: str = "silhouette"  # spectral: "ratio", "eigengap", "nme", "penalty", "silhouette"
+    # "eigengap": no other count rule beat it on both DER and exact count on all four
+    # validation conditions (docs/diarization.md; "silhouette" lowers DER but over-counts);
+    # resegmentation and the pause-cluster rule are opt-in (they assume long turns)
+    count: str = "eigengap"  # spectral: "ratio", "eigengap", "nme", "penalty", "silhouette"
     threshold: float = 0.5  # ahc: cosine-distance cut
     merge_threshold: float = 1.0  # merge clusters with more similar centroids (1 = never)
     resegment: int = 0  # Viterbi re-assignment passes (opt-in; see above)
