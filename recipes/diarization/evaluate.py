@@ -4,10 +4,11 @@
     # without and with overlap; AMI excerpts (a copy of pyannote/pyannote-audio tests/data)
     python recipes/diarization/evaluate.py --data runs/diarization/data --split test \
         --ami ~/data/pyannote/tests/data --out runs/diarization/eval_test.json
-    # choose the clustering settings on validation speakers (never on test/); --speakers so:
-    # the held-out speechocean762 train/ speakers only (the test speakers' domain)
+    # choose settings on validation speakers only (never on test/ or AMI): four conditions,
+    # held-out speechocean762 train/ speakers (so, so_overlap), held-out LibriSpeech speakers
+    # (ls) and meeting-like short interleaved turns (meeting); a change must win on all four
     python recipes/diarization/evaluate.py --data runs/diarization/data --split valid \
-        --speakers so --n 30 --embedders rcnn --clusterings '[{...}, {...}]' --no-oracle \
+        --n 30 --embedders rcnn --clusterings '[{...}, {...}]' --no-oracle \
         --out runs/diarization/valid.json
 
 DER convention: pyannote.metrics ``DiarizationErrorRate(collar=0.5)``, i.e. +-0.25 s around each
