@@ -7,8 +7,9 @@ Speed: the whole pipeline (VAD, windows of 1.5 s every 0.25 s, embeddings, clust
 segments) on one synthetic multi-talker recording of ``--seconds`` (harmonic 'voices' in turns),
 with the RCNN embedding (default settings, and the opt-in multi-scale embeddings), MFCC
 statistics and Resemblyzer (its 1.6-s partials at the same hop) in the same process,
-``torch.set_num_threads(1)``. Real-time factor = seconds of audio per second of compute, from the process's CPU time (what one core costs) and from the wall clock (which on
-a shared machine includes waiting for a core).
+``torch.set_num_threads(1)``. Real-time factor = seconds of audio per second of compute,
+from the process's CPU time (what one core costs) and from the wall clock (which on a shared
+machine includes waiting for a core).
 
 Memory: a child process diarizes a ``--hour-minutes``-minute WAV file (the same recording,
 repeated) and reports its peak resident set size (``ru_maxrss``), imports and model included.
