@@ -5,10 +5,11 @@
 
 Speed: the whole pipeline (VAD, windows of 1.5 s every 0.25 s, embeddings, clustering,
 segments) on one synthetic multi-talker recording of ``--seconds`` (harmonic 'voices' in turns),
-with the RCNN embedding, MFCC statistics and Resemblyzer (its 1.6-s partials at the same hop) in
-the same process, ``torch.set_num_threads(1)``. Real-time factor = seconds of audio per second
-of compute, from the process's CPU time (what one core costs) and from the wall clock (which on
-a shared machine includes waiting for a core).
+with the RCNN embedding (default settings, and the opt-in multi-scale embeddings), MFCC
+statistics and Resemblyzer (its 1.6-s partials at the same hop) in the same process,
+``torch.set_num_threads(1)``. Real-time factor = seconds of audio per second of compute,
+from the process's CPU time (what one core costs) and from the wall clock (which on a shared
+machine includes waiting for a core).
 
 Memory: a child process diarizes a ``--hour-minutes``-minute WAV file (the same recording,
 repeated) and reports its peak resident set size (``ru_maxrss``), imports and model included.
@@ -51,12 +52,12 @@ def synthetic_recording(seconds: float, speakers: int = 3, seed: int = 0) -> np.
     return (y + 1e-3 * rng.standard_normal(len(y))).astype(np.float32)
 
 
-def time_one(embedder, audio: np.ndarray) -> tuple[float, float, int]:
+def time_one(embedder, audio: np.ndarray, config=None) -> tuple[float, float, int]:
     from audiofcn.diarization import diarize
 
-    diarize(audio[: 10 * SR], SR, embedder=embedder)  # warm-up: lazy imports, caches
+    diarize(audio[: 10 * SR], SR, embedder=embedder, config=config)  # warm-up: lazy imports
     c0, w0 = time.process_time(), time.perf_counter()
-    res = diarize(audio, SR, embedder=embedder)
+    res = diarize(audio, SR, embedder=embedder, config=config)
     return time.process_time() - c0, time.perf_counter() - w0, res.num_speakers
 
 
@@ -91,16 +92,21 @@ def main(argv: list[str] | None = None) -> int:
     )
 
     audio = synthetic_recording(args.seconds)
-    rows = [("RCNN (diarizer_rcnn)", RCNNEmbedder.from_pretrained(args.model)),
-            ("MFCC statistics", MFCCStatsEmbedder())]
+    from audiofcn.diarization import DiarizationConfig
+
+    rcnn = RCNNEmbedder.from_pretrained(args.model)
+    rows = [("RCNN (diarizer_rcnn)", rcnn, None),
+            ("RCNN, opt-in multi-scale 3.0 / 1.5 / 1.0 s", rcnn,
+             DiarizationConfig(scales=(3.0, 1.5, 1.0))),
+            ("MFCC statistics", MFCCStatsEmbedder(), None)]
     if "resemblyzer" not in args.skip:
-        rows.append(("Resemblyzer", ResemblyzerEmbedder()))
+        rows.append(("Resemblyzer", ResemblyzerEmbedder(), None))
     print(f"{args.seconds:.0f} s synthetic 3-talker recording, one thread; "
           f"{os.cpu_count()} CPUs visible\n")
     print("| embedding | CPU s | wall s | RTF (CPU) | RTF (wall) | speakers |")
     print("|---|---|---|---|---|---|")
-    for name, emb in rows:
-        cpu, wall, k = time_one(emb, audio)
+    for name, emb, cfg in rows:
+        cpu, wall, k = time_one(emb, audio, cfg)
         print(f"| {name} | {cpu:.1f} | {wall:.1f} | {args.seconds / cpu:.0f}x | "
               f"{args.seconds / wall:.0f}x | {k} |", flush=True)
     if "memory" in args.skip:

@@ -4,10 +4,11 @@
     # without and with overlap; AMI excerpts (a copy of pyannote/pyannote-audio tests/data)
     python recipes/diarization/evaluate.py --data runs/diarization/data --split test \
         --ami ~/data/pyannote/tests/data --out runs/diarization/eval_test.json
-    # choose the clustering settings on validation speakers (never on test/); --speakers so:
-    # the held-out speechocean762 train/ speakers only (the test speakers' domain)
+    # choose settings on validation speakers only (never on test/ or AMI): four conditions,
+    # held-out speechocean762 train/ speakers (so, so_overlap), held-out LibriSpeech speakers
+    # (ls) and meeting-like short interleaved turns (meeting); a change must win on all four
     python recipes/diarization/evaluate.py --data runs/diarization/data --split valid \
-        --speakers so --n 30 --embedders rcnn --clusterings '[{...}, {...}]' --no-oracle \
+        --n 30 --embedders rcnn --clusterings '[{...}, {...}]' --no-oracle \
         --out runs/diarization/valid.json
 
 DER convention: pyannote.metrics ``DiarizationErrorRate(collar=0.5)``, i.e. +-0.25 s around each
@@ -39,12 +40,27 @@ from audiofcn.diarization.embedders import (
     ResemblyzerEmbedder,
     WindowEmbedder,
 )
-from audiofcn.diarization.simulate import SimConfig, simulate
+from audiofcn.diarization.simulate import SimConfig, cut_turns, simulate
 from audiofcn.diarization.training import read_manifest
 from audiofcn.io.audio import atomic_output
 
 # keys of a --clusterings entry that are DiarizationConfig fields rather than clustering ones
-PIPELINE_KEYS = ("min_cluster_speech", "min_speech_in_window", "smooth_windows")
+PIPELINE_KEYS = ("min_cluster_speech", "min_speech_in_window", "smooth_windows", "scales",
+                 "scale_weights", "context")
+
+# Conditions of simulated conversations: speaker-name prefix, turn lengths (None = whole
+# utterances), simulation settings, seed offset. The valid ones use validation speakers only
+# (never trained on); "meeting" mimics the AMI excerpts' short, interleaved, overlapping turns.
+MEETING = SimConfig(pause_mean=0.3, min_pause=0.1, overlap_prob=0.2, overlap=(0.2, 1.0))
+CONDITIONS: dict[str, tuple[str, tuple[float, float] | None, SimConfig, int]] = {
+    "sim_no_overlap": ("", None, SimConfig(), 0),
+    "sim_overlap": ("", None, SimConfig(overlap_prob=0.3), 1),
+    "so": ("so", None, SimConfig(), 0),
+    "so_overlap": ("so", None, SimConfig(overlap_prob=0.3), 1),
+    "ls": ("ls", (2.0, 5.0), SimConfig(), 2),
+    "meeting": ("so", (0.5, 3.0), MEETING, 3),
+}
+DEFAULT_CONDITIONS = {"valid": "so,so_overlap,ls,meeting", "test": "sim_no_overlap,sim_overlap"}
 
 
 class CachedEmbedder:
@@ -62,10 +78,23 @@ class CachedEmbedder:
             self.seconds += time.perf_counter() - t0
         return self.cache[key]
 
+    def embed_scales(self, audio: np.ndarray, window: float, hop: float,
+                     scales: tuple[float, ...]) -> np.ndarray:
+        if not hasattr(self.inner, "embed_scales"):
+            raise ValueError("this embedder has no multi-scale embeddings")
+        key = (len(audio), float(audio[:: max(1, len(audio) // 997)].sum()), window, hop,
+               tuple(scales))
+        if key not in self.cache:
+            t0 = time.perf_counter()
+            self.cache[key] = self.inner.embed_scales(audio, window, hop, tuple(scales))
+            self.seconds += time.perf_counter() - t0
+        return self.cache[key]
+
 
 def conversations(data: Path, split: str, n: int, overlap_prob: float, seed: int,
-                  utts_per_speaker: int = 3, prefix: str = ""
-                  ) -> list[tuple[str, np.ndarray, list[Segment]]]:
+                  utts_per_speaker: int = 3, prefix: str = "",
+                  turns: tuple[float, float] | None = None, sim: SimConfig | None = None,
+                  tag: str | None = None) -> list[tuple[str, np.ndarray, list[Segment]]]:
     speakers = {k: v for k, v in read_manifest(data / "speakers.jsonl", split).items()
                 if k.startswith(prefix)}
     names = sorted(speakers)
@@ -82,8 +111,10 @@ def conversations(data: Path, split: str, n: int, overlap_prob: float, seed: int
                 x, _ = sf.read(str(data / "root" / r["path"]), start=r["start"],
                                stop=r["end"], dtype="float32", always_2d=True)
                 utts.append((s, x.mean(1)))
-        mix, ref = simulate(utts, rng, SimConfig(overlap_prob=overlap_prob))
-        out.append((f"{split}_{'ov' if overlap_prob else 'nov'}_{i:03d}", mix, ref))
+        if turns is not None:
+            utts = cut_turns(utts, rng, turns)
+        mix, ref = simulate(utts, rng, sim or SimConfig(overlap_prob=overlap_prob))
+        out.append((f"{split}_{tag or ('ov' if overlap_prob else 'nov')}_{i:03d}", mix, ref))
     return out
 
 
@@ -184,8 +215,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--n", type=int, default=30, help="simulated conversations per condition")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--speakers", default="",
-                    help='speaker-name prefix, e.g. "so": speechocean762 validation speakers only '
-                         "(the domain of the test speakers)")
+                    help='speaker-name prefix of the sim_* conditions, e.g. "so": '
+                         "speechocean762 speakers only (the domain of the test speakers)")
+    ap.add_argument("--conditions", default=None,
+                    help="comma-separated simulated conditions (CONDITIONS; default: "
+                         "so,so_overlap,ls,meeting for valid, sim_no_overlap,sim_overlap "
+                         "for test)")
     ap.add_argument("--no-oracle", action="store_true",
                     help="skip the oracle-count and oracle-speech passes (faster tuning)")
     ap.add_argument("--embedders", default="rcnn,mfcc,resemblyzer")
@@ -225,11 +260,16 @@ def main(argv: list[str] | None = None) -> int:
                     for c in ("ratio", "eigengap")] + \
                    [ClusteringConfig("ahc", threshold=t) for t in (0.3, 0.45, 0.6, 0.75, 0.9)]
         pipeline = [{}] * len(settings)
-    sets: dict[str, list] = {
-        "sim_no_overlap": conversations(args.data, args.split, args.n, 0.0, args.seed,
-                                        prefix=args.speakers),
-        "sim_overlap": conversations(args.data, args.split, args.n, 0.3, args.seed + 1,
-                                     prefix=args.speakers)}
+    sets: dict[str, list] = {}
+    for cond in (args.conditions or DEFAULT_CONDITIONS[args.split]).split(","):
+        if cond not in CONDITIONS:
+            raise SystemExit(f"unknown condition {cond!r} (use {', '.join(CONDITIONS)})")
+        prefix, turns, sim, off = CONDITIONS[cond]
+        sets[cond] = conversations(args.data, args.split, args.n, sim.overlap_prob,
+                                   args.seed + off, prefix=prefix or args.speakers,
+                                   turns=turns, sim=sim, tag=cond)
+        if not sets[cond]:
+            raise SystemExit(f"no conversations for {cond!r}")
     if args.ami is not None:
         sets["ami"] = ami_items(args.ami)
     report: dict[str, Any] = {"split": args.split, "n": args.n, "seed": args.seed,
@@ -239,7 +279,8 @@ def main(argv: list[str] | None = None) -> int:
         emb = make_embedder(name, args.model)
         for (setting, extra), (set_name, items) in itertools.product(
                 zip(settings, pipeline, strict=True), sets.items()):
-            cfg = DiarizationConfig(clustering=setting, **extra)
+            cfg = DiarizationConfig(clustering=setting, **{
+                k: tuple(v) if isinstance(v, list) else v for k, v in extra.items()})
             t0 = time.perf_counter()
             res, per = run_set(items, emb, cfg)
             nan = {"der": float("nan"), "confusion": float("nan"), "exact_count": float("nan")}

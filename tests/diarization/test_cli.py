@@ -99,3 +99,13 @@ def test_diarize_names_enrolled_speakers(files, tmp_path) -> None:
     labels = {x.split()[7] for x in (out / "a.rttm").read_text().splitlines()}
     assert labels == {"alice"}
     assert np.isfinite(json.loads((out / "a.json").read_text())["duration"])
+
+
+def test_demo_step_finds_the_three_speakers(tmp_path) -> None:
+    from audiofcn.cli.diarize import demo_step
+
+    msg = demo_step(tmp_path, tmp_path / "catalog")
+    if "skipped" in msg:
+        pytest.skip(msg)
+    assert "of 3 speakers" in msg and "found 3 speakers" in msg, msg
+    assert (tmp_path / "diarization" / "conversation.rttm").exists()

@@ -19,7 +19,7 @@ Refinement (same for every embedding): clusters whose centroids are more similar
 by Viterbi over the time-ordered windows (score: cosine similarity to the centroid, minus
 ``change_penalty`` per speaker change), centroids re-computed after each pass; clusters left
 with under ``min_cluster`` of the windows are dissolved into the others. Windows must be given
-in time order for this.
+in time order for this. With ``center`` the recording's mean embedding is subtracted first.
 
 Large inputs are subsampled to ``max_points`` (evenly) for the clustering itself; every point is
 then given the label of its nearest cluster centroid, so memory stays bounded (``n x n``
@@ -37,18 +37,20 @@ import numpy as np
 class ClusteringConfig:
     method: str = "spectral"  # "spectral" or "ahc"
     prune: float = 0.25  # spectral: share of neighbours kept per row (at least 6)
-    # The defaults are last stop's setting. The speechocean762 validation speakers chose
-    # count="silhouette", resegment=2 (and the pipeline's min_cluster_speech=0.8), but that
-    # setting was worse on the test speakers and on AMI for every embedding, so it is opt-in;
-    # a decision taken after seeing test, said so in docs/diarization.md.
+    # "eigengap": no other count rule beat it on both DER and exact count on all four
+    # validation conditions (docs/diarization.md; "silhouette" lowers DER but over-counts);
+    # resegmentation and the pause-cluster rule are opt-in (they assume long turns)
     count: str = "eigengap"  # spectral: "ratio", "eigengap", "nme", "penalty", "silhouette"
     threshold: float = 0.5  # ahc: cosine-distance cut
     merge_threshold: float = 1.0  # merge clusters with more similar centroids (1 = never)
-    resegment: int = 0  # Viterbi re-assignment passes (validation chose 2; see above)
+    resegment: int = 0  # Viterbi re-assignment passes (opt-in; see above)
     change_penalty: float = 1.0  # per speaker change, in cosine-similarity units
     min_cluster: float = 0.0  # share of windows under which a cluster is dissolved
     count_penalty: float = 0.05  # "penalty": cost per speaker; "silhouette": score of k = 1
     score_raw: bool = False  # "penalty"/"silhouette": score k before the refinement
+    # subtract the recording's mean (unit) embedding before the cosine, then re-normalise: a
+    # PLDA-free score normalisation that removes what all windows share (channel, room)
+    center: bool = False
     max_points: int = 2000
     seed: int = 0
 
@@ -205,6 +207,8 @@ def cluster(embeddings: np.ndarray, num_speakers: int | None = None, min_speaker
     if n == 0:
         return np.zeros(0, dtype=int)
     x = _normalize(np.asarray(embeddings, dtype=np.float64))
+    if c.center and n > 1:
+        x = _normalize(x - x.mean(0))
     lo, hi = _bounds(n, num_speakers, min_speakers, max_speakers)
     sub = np.unique(np.linspace(0, n - 1, min(n, c.max_points)).round().astype(int))
     xs = x[sub]

@@ -54,6 +54,20 @@ class RCNNEmbedder:
                                            self._steps(window), self._steps(hop))
         return emb[:n].numpy().astype(np.float32)
 
+    def embed_scales(self, audio: np.ndarray, window: float, hop: float,
+                     scales: tuple[float, ...]) -> np.ndarray:
+        """``(n, len(scales), dim)``: per window of ``window`` s every ``hop`` s, embeddings of
+        windows of each length in ``scales`` (seconds) centred on it, the conv work shared
+        (:meth:`~audiofcn.models.speaker_rcnn.SpeakerRCNN.embed_scales`)."""
+        n = n_windows(len(audio), self.sample_rate, window, hop)
+        if n == 0:
+            return np.zeros((0, len(scales), self.model.config.embedding_dim), dtype=np.float32)
+        with torch.inference_mode():
+            emb = self.model.embed_scales(torch.from_numpy(np.ascontiguousarray(audio)),
+                                          self._steps(window), self._steps(hop),
+                                          tuple(self._steps(s) for s in scales))
+        return emb[:n].numpy().astype(np.float32)
+
 
 def default_model_path() -> str:
     from pathlib import Path

@@ -79,3 +79,36 @@ def simulate(utterances: list[tuple[str, np.ndarray]], rng: np.random.Generator,
     if peak > 0.99:
         mix *= 0.99 / peak
     return mix.astype(np.float32), sorted(ref, key=lambda s: s.start)
+
+
+def cut_turns(utterances: list[tuple[str, np.ndarray]], rng: np.random.Generator,
+              turn: tuple[float, float], sample_rate: int = 16000, floor_db: float = 30.0,
+              min_speech: float = 0.3) -> list[tuple[str, np.ndarray]]:
+    """Cut each utterance into consecutive turns of ``turn`` seconds (uniform range), for
+    conversations with shorter, more interleaved turns than whole utterances (meeting-like).
+
+    Each piece is trimmed to its speech (25-ms frames within ``floor_db`` of the utterance's
+    loudest frame), so a cut that lands in a pause does not put silence into the reference;
+    pieces with under ``min_speech`` seconds left are dropped.
+    """
+    lo, hi = turn
+    if not 0 < lo <= hi:
+        raise ValueError(f"turn range must satisfy 0 < lo <= hi, got {turn}")
+    hop = int(0.025 * sample_rate)
+    out = []
+    for name, a in utterances:
+        n = max(1, len(a) // hop)
+        db = 10 * np.log10(np.array([np.mean(a[i * hop:(i + 1) * hop] ** 2)
+                                     for i in range(n)]) + 1e-12)
+        loud = (db > db.max() - floor_db) & (db > -100.0)  # digital silence is never speech
+        s = 0
+        while s < len(a):
+            e = min(len(a), s + int(rng.uniform(lo, hi) * sample_rate))
+            base = s // hop
+            on = np.nonzero(loud[base:-(-e // hop)])[0]
+            if len(on):
+                a0, a1 = max(s, (base + on[0]) * hop), min(e, (base + on[-1] + 1) * hop)
+                if a1 - a0 >= min_speech * sample_rate:
+                    out.append((name, a[a0:a1]))
+            s = e
+    return out

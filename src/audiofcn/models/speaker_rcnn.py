@@ -149,6 +149,40 @@ class SpeakerRCNN(PretrainedModel):
         finally:
             self.train(was_training)
 
+    @torch.no_grad()
+    def embed_scales(self, audio: torch.Tensor, window_steps: int, hop_steps: int,
+                     scale_steps: tuple[int, ...], batch_size: int = 256) -> torch.Tensor:
+        """Multi-scale embeddings (NeMo-style) of the sliding windows of one chunk.
+
+        The conv stack runs once; for every window of ``window_steps`` (every ``hop_steps``),
+        one embedding per scale in ``scale_steps``, each from a window of that many steps centred
+        on the same centre (shifted inside the chunk where it would stick out, and cut to the
+        chunk when the chunk is shorter than the scale).
+
+        Returns:
+            ``(n_windows, len(scale_steps), embedding_dim)``, unit vectors; ``n_windows`` as in
+            :meth:`embed_windows`.
+        """
+        if not scale_steps or min(scale_steps) < 2:
+            raise ValueError(f"need scales of at least 2 steps, got {scale_steps}")
+        was_training = self.training
+        self.eval()
+        try:
+            seq = self.conv_frames(self.features(audio[None]))[0]  # (S, D)
+            total = seq.shape[0]
+            n = 0 if total < window_steps else 1 + (total - window_steps) // hop_steps
+            out = torch.empty(n, len(scale_steps), self.config.embedding_dim)
+            base = torch.arange(n) * hop_steps
+            for j, steps in enumerate(scale_steps):
+                steps = min(steps, total)
+                start = (base + (window_steps - steps) // 2).clamp(0, total - steps)
+                idx = start[:, None] + torch.arange(steps)[None]  # (N, L)
+                for i in range(0, n, batch_size):
+                    out[i:i + batch_size, j] = self.pool(seq[idx[i:i + batch_size]])
+            return out
+        finally:
+            self.train(was_training)
+
     def without_classifier(self) -> SpeakerRCNN:
         """A copy without the training head (what is shipped)."""
         import dataclasses
