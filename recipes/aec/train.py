@@ -85,11 +85,14 @@ def load_pools(root: Path, data: Path, measured_rir_repeat: int,
     return train, valid
 
 
-def load_real_pools(data: Path, measured: Pools) -> tuple[Pools, Pools]:
+def load_real_pools(data: Path, measured: Pools,
+                    recorded_noise: bool = True) -> tuple[Pools, Pools]:
     """Pools from ``prepare_talkers.py`` (speechocean762 train/ speakers and LibriSpeech,
     split by speaker; ESC-10 noise, folds 1-4 train, 5 validation) plus ``measured``'s echo
-    paths and recorded training noises. Audio stays int16 in memory (the simulator scales
-    every part to its level)."""
+    paths and (``recorded_noise``) its recorded training noises (``prepare.py``'s
+    speechbrain / pyroomacoustics clips, Apache-2.0 / MIT: off for a model trained on CC BY /
+    CC0 audio only; config ``data.recorded_noise``). Audio stays int16 in memory (the
+    simulator scales every part to its level)."""
     talkers: dict[str, dict[str, list[np.ndarray]]] = {"train": defaultdict(list),
                                                         "valid": defaultdict(list)}
     with np.load(data / "talkers_real.npz") as z:
@@ -104,7 +107,8 @@ def load_real_pools(data: Path, measured: Pools) -> tuple[Pools, Pools]:
     for split in ("train", "valid"):
         spk = talkers[split]
         pools.append({"talkers": list(spk.values()), "roles": ["both"] * len(spk),
-                      "noise": noise[split] + (measured["noise"] if split == "train" else []),
+                      "noise": noise[split] + (measured["noise"] if split == "train"
+                                                 and recorded_noise else []),
                       "rirs": measured["rirs"], "speech": [u for v in spk.values() for u in v]})
     return pools[0], pools[1]
 
@@ -130,15 +134,18 @@ def init_weights(model: EchoCanceller, init: Path) -> None:
         raise RuntimeError(f"--init {init}: missing {missing}, unexpected {unexpected}")
 
 
-def sim_config(cfg: dict[str, Any], model_config: EchoCancellerConfig) -> AECSimConfig:
+def sim_config(cfg: dict[str, Any], model_config: EchoCancellerConfig,
+               train: bool = False) -> AECSimConfig:
     """The simulator's settings: ``data.duration`` (+ ``data.linear_warmup`` for a hybrid:
     simulate that much more and train on the end, where the linear stage has converged, see
-    ``WithLinearStage``) and the ``data.sim`` overrides of ``AECSimConfig`` fields."""
+    ``WithLinearStage``) and the ``data.sim`` overrides of ``AECSimConfig`` fields; with
+    ``train``, ``data.train_sim`` overrides on top (e.g. more double talk in training while
+    the validation clips stay those of ``data.sim``)."""
     d = cfg["data"]
     warmup = d.get("linear_warmup", 0.0) if model_config.hybrid else 0.0
+    over = {**d.get("sim", {}), **(d.get("train_sim", {}) if train else {})}
     return AECSimConfig(sample_rate=model_config.sample_rate, duration=d["duration"] + warmup,
-                        **{k: tuple(v) if isinstance(v, list) else v
-                           for k, v in d.get("sim", {}).items()})
+                        **{k: tuple(v) if isinstance(v, list) else v for k, v in over.items()})
 
 
 def valid_dataset(cfg: dict[str, Any], sim: AECSimConfig, pools: Pools) -> AECSimDataset:
@@ -166,18 +173,18 @@ def build(cfg: dict[str, Any], train_pools: Pools, valid_pools: Pools, out: str,
     if init is not None:  # fine-tune: start from another run's weights
         init_weights(model, init)
     d = cfg["data"]
-    sim = sim_config(cfg, model.config)
+    sim, train_sim = sim_config(cfg, model.config), sim_config(cfg, model.config, train=True)
     tcfg = TrainConfig(**{**cfg["train"], "out_dir": out})
     if d.get("distinct_talkers", False) or d.get("real_talkers", False):
         # near-end and far-end never the same speaker
         train = TalkerAECSimDataset(d["train_items"], tcfg.seed * 1_000_003,
                                     train_pools["talkers"], train_pools["noise"],
-                                    train_pools["rirs"], sim, simulate_rooms=False,
+                                    train_pools["rirs"], train_sim, simulate_rooms=False,
                                     roles=train_pools["roles"])
     else:  # the original recipe: both ends from one speaker-balanced pool
         train = AECSimDataset(d["train_items"], tcfg.seed * 1_000_003, train_pools["speech"],
                               train_pools["speech"], train_pools["noise"], train_pools["rirs"],
-                              sim, simulate_rooms=False)
+                              train_sim, simulate_rooms=False)
     valid = valid_dataset(cfg, sim, valid_pools)
     if model.config.hybrid:
         train, valid = with_linear(cfg, model.config, train), with_linear(cfg, model.config,
@@ -202,7 +209,8 @@ def main(argv: list[str] | None = None) -> int:
     train, valid = load_pools(args.data_root, args.data, cfg["data"]["measured_rir_repeat"],
                               cfg["data"].get("extra_near", []))
     if cfg["data"].get("real_talkers", False):  # prepare_talkers.py's speakers and noise
-        train, valid = load_real_pools(args.data, train)
+        train, valid = load_real_pools(args.data, train,
+                                       cfg["data"].get("recorded_noise", True))
     trainer = build(cfg, train, valid, args.out, args.init)
     print(f"{trainer.model.num_parameters()} parameters, {len(train['speech'])} training "
           f"utterances (balanced), {len(train['talkers'])} talkers "

@@ -252,3 +252,34 @@ def test_real_talkers_split_by_speaker_train_a_per_bin_hybrid_and_validate(
     hybrid = report["models"][str(models[0])]
     trained = json.loads((run / "train_info.json").read_text())
     assert abs(hybrid["valid_loss"] - trained["best_valid_loss"]) < 1e-4  # the same clips
+
+
+def test_real_pools_can_leave_out_the_recorded_noises(tmp_path: Path) -> None:
+    """``data.recorded_noise: false`` trains on prepare_talkers.py's noise only (ESC-10,
+    CC BY / CC0): prepare.py's recorded noises (Apache-2.0 / MIT) stay out; validation never
+    has them. ``data.train_sim`` changes the training simulator only."""
+    train_mod = _load("train")
+    rng = np.random.default_rng(0)
+    clip = (1000 * rng.standard_normal(800)).astype(np.int16)
+    np.savez(tmp_path / "talkers_real.npz", **{f"{s}/{k}/0": clip for s, k in
+                                                 (("train", "a"), ("train", "b"),
+                                                  ("valid", "c"), ("valid", "d"))})
+    esc = {"train/esc_0": clip + 1, "train/esc_1": clip + 2, "valid/esc_2": clip + 3}
+    np.savez(tmp_path / "noise_real.npz", **esc)
+    recorded = [np.full(800, 7.0, np.float32)]
+    measured = {"noise": recorded, "rirs": [np.ones(10, np.float32)]}
+    for keep in (True, False):
+        train, valid = train_mod.load_real_pools(tmp_path, measured, recorded_noise=keep)
+        assert len(train["talkers"]) == 2 and len(valid["talkers"]) == 2
+        assert len(valid["noise"]) == 1 and np.array_equal(valid["noise"][0], esc["valid/esc_2"])
+        has_recorded = any(n is recorded[0] for n in train["noise"])
+        assert has_recorded == keep and len(train["noise"]) == 2 + keep
+    from audiofcn.models.echo import EchoCancellerConfig
+
+    cfg = {"data": {"duration": 1.0, "sim": {"ser_db": [-15.0, 15.0]},
+                    "train_sim": {"scenario_probs": {"double_talk": 1.0}}}}
+    valid_sim = train_mod.sim_config(cfg, EchoCancellerConfig())
+    train_sim = train_mod.sim_config(cfg, EchoCancellerConfig(), train=True)
+    assert valid_sim.ser_db == train_sim.ser_db == (-15.0, 15.0)
+    assert train_sim.scenario_probs == {"double_talk": 1.0}
+    assert valid_sim.scenario_probs["far_single"] > 0
