@@ -82,13 +82,18 @@ def test_losses_go_down_on_tiny_data(tmp_path, synth_voice) -> None:
     assert np.mean(ams[-5:]) < 0.5 * np.mean(ams[:3])
 
 
-def test_tiny_recipe_trains_and_exports(tmp_path, synth_voice) -> None:
-    (tmp_path / "data").mkdir()
-    data = make_data(tmp_path / "data", synth_voice)
+def _train_recipe():  # noqa: ANN202 - the loaded recipes/diarization/train.py module
     spec = importlib.util.spec_from_file_location("diar_train",
                                                   ROOT / "recipes/diarization/train.py")
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
+    return mod
+
+
+def test_tiny_recipe_trains_and_exports(tmp_path, synth_voice) -> None:
+    (tmp_path / "data").mkdir()
+    data = make_data(tmp_path / "data", synth_voice)
+    mod = _train_recipe()
     out = tmp_path / "run"
     export = tmp_path / "model.safetensors"
     assert mod.main(["--config", str(ROOT / "recipes/diarization/configs/tiny.json"),
@@ -123,10 +128,7 @@ def test_speaker_weights_repeat_speakers(tmp_path, synth_voice) -> None:
 def test_recipe_init_from_shipped_weights(tmp_path, synth_voice) -> None:
     (tmp_path / "data").mkdir()
     data = make_data(tmp_path / "data", synth_voice)
-    spec = importlib.util.spec_from_file_location("diar_train",
-                                                  ROOT / "recipes/diarization/train.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = _train_recipe()
     cfg = json.loads((ROOT / "recipes/diarization/configs/tiny.json").read_text())
     cfg["loss"], cfg["task"] = "amsoftmax", {"scale": 10.0}
     cfg["data"]["speaker_weights"] = {"s0": 2}

@@ -119,14 +119,17 @@ def test_add_hand_values(fused: bool) -> None:
     assert K.add(_t(7), 0.5, 1, _t(2), 0.25, -2, 1.0, 10, _fused=fused).tolist() == [14]
 
 
-def test_add_and_leaky_fused_equal_torch_on_random_values() -> None:
+@pytest.mark.parametrize("backend", ["reference", "xnnpack"])
+def test_add_and_leaky_fused_equal_torch_on_random_values(backend: str) -> None:
+    add, leaky = (K.add, K.leaky_relu) if backend == "reference" else \
+        (K.xnn_add, K.xnn_leaky_relu)
     rng = np.random.default_rng(1)
     q1 = torch.from_numpy(rng.integers(-128, 128, 5000))
     q2 = torch.from_numpy(rng.integers(-128, 128, 5000))
     args = (q1, 0.37, 11, q2, 1.9, -40, 1.3, 7)
-    assert torch.equal(K.add(*args), K.add(*args, _fused=False))
+    assert torch.equal(add(*args), add(*args, _fused=False))
     largs = (q1, 3.1, -20, 1.7, 15, 0.3)
-    assert torch.equal(K.leaky_relu(*largs), K.leaky_relu(*largs, _fused=False))
+    assert torch.equal(leaky(*largs), leaky(*largs, _fused=False))
 
 
 def test_conv_accumulators_are_exact() -> None:
@@ -205,19 +208,13 @@ def test_xnnpack_kernels_hand_values() -> None:
     assert K.xnn_add(_t(7), 0.5, 1, _t(2), 0.25, -2, 1.0, 10).tolist() == [14]
 
 
-def test_xnnpack_fused_equal_torch_on_random_values() -> None:
+def test_xnnpack_requantize_fused_equals_torch_on_random_values() -> None:
     rng = np.random.default_rng(3)
     acc = torch.from_numpy(rng.integers(-(1 << 20), 1 << 20, (2, 8, 40)))
     scale = torch.from_numpy(np.exp(rng.uniform(-12, -2, 8)).astype(np.float32))[:, None]
     zp = torch.from_numpy(rng.integers(-20, 20, 8))[:, None]
     assert torch.equal(K.xnn_requantize(acc, scale, zp), K.xnn_requantize(acc, scale, zp,
                                                                           _fused=False))
-    q1 = torch.from_numpy(rng.integers(-128, 128, 5000))
-    q2 = torch.from_numpy(rng.integers(-128, 128, 5000))
-    args = (q1, 0.37, 11, q2, 1.9, -40, 1.3, 7)
-    assert torch.equal(K.xnn_add(*args), K.xnn_add(*args, _fused=False))
-    largs = (q1, 3.1, -20, 1.7, 15, 0.3)
-    assert torch.equal(K.xnn_leaky_relu(*largs), K.xnn_leaky_relu(*largs, _fused=False))
 
 
 def test_conv_xnnpack_order_is_fused_multiply_add_from_the_bias() -> None:
